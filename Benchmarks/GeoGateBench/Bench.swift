@@ -1,0 +1,253 @@
+import ArgumentParser
+import CMaxMindDB
+import GeoGateCore
+import GeoGateTrie
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// geogate-bench: performance figures measured side by side with the reference in
+/// one run, reported as ratios (see Benchmarks/README.md and Benchmarks/run.sh).
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "geogate-bench",
+        abstract: "geogate benchmarks, measured against their reference in the same run.",
+        subcommands: [LookupBench.self, Queries.self, OpenBench.self])
+}
+
+/// `lookup --db FILE --queries FILE [--mmdb FILE]`: lookups per second, geogate and
+/// libmaxminddb (MMDB_lookup_sockaddr + country.iso_code) on the same addresses.
+struct LookupBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lookup")
+
+    @Option(help: "The trie file.") var db: String
+    @Option(help: "Addresses, one a line.") var queries: String
+    @Option(help: "An MMDB made from the same data, for the libmaxminddb reference.") var mmdb: String?
+    @Option(help: "Timed rounds per side (the median is reported).") var rounds = 7
+
+    func run() throws {
+        let addresses = try readAddresses(queries)
+        guard !addresses.isEmpty else { throw ValidationError("\(queries): no addresses") }
+        let trie = try TrieFile(path: db)
+        let view = trie.view
+
+        // Each round runs every query; the checksum keeps the work from being optimised away.
+        func geogateRound() -> (Double, UInt64) {
+            var sum: UInt64 = 0
+            let start = now()
+            addresses.withUnsafeBufferPointer { list in
+                for a in list { sum &+= UInt64(view.countryIndex(of: a)) }
+            }
+            return (now() - start, sum)
+        }
+
+        var reference: MMDBReference?
+        if let mmdb { reference = try MMDBReference(path: mmdb, addresses: addresses) }
+        defer { reference?.close() }
+
+        var geogateTimes: [Double] = [], mmdbTimes: [Double] = []
+        var sink: UInt64 = 0
+        _ = geogateRound()  // warm up
+        if let reference { _ = reference.round() }
+        for _ in 0..<rounds {
+            let (t, s) = geogateRound()
+            geogateTimes.append(t)
+            sink &+= s
+            if let reference {
+                let (t2, s2) = reference.round()
+                mmdbTimes.append(t2)
+                sink &+= s2
+            }
+        }
+        let geogateRate = Double(addresses.count) / median(geogateTimes) / 1e6
+        print("queries: \(addresses.count) from \(queries)")
+        print("geogate: \(format(geogateRate)) M lookups/s")
+        if let reference {
+            let mmdbRate = Double(addresses.count) / median(mmdbTimes) / 1e6
+            print("libmaxminddb: \(format(mmdbRate)) M lookups/s")
+            print("ratio: \(format(geogateRate / mmdbRate))")
+            // Both sides must have answered the same thing.
+            let disagreements = reference.disagreements(with: view)
+            print("answers differing from libmaxminddb: \(disagreements)")
+        }
+        if sink == 42 { print("") }
+    }
+}
+
+/// libmaxminddb on pre-built socket addresses, so only the lookup and the
+/// country.iso_code read are timed.
+final class MMDBReference {
+    var db = MMDB_s()
+    var storage: [sockaddr_storage]
+    let addresses: [IPAddress]
+
+    init(path: String, addresses: [IPAddress]) throws {
+        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), &db)
+        guard status == MMDB_SUCCESS else { throw ValidationError("\(path): \(String(cString: MMDB_strerror(status)))") }
+        self.addresses = addresses
+        storage = addresses.map { sockaddrStorage($0) }
+    }
+
+    func close() { MMDB_close(&db) }
+
+    /// One lookup: the two bytes of country.iso_code packed, or 0.
+    @inline(__always)
+    func lookup(_ i: Int) -> UInt16 {
+        var error: Int32 = 0
+        var result = storage.withUnsafeBufferPointer { list in
+            withUnsafePointer(to: list[i]) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(&db, $0, &error) }
+            }
+        }
+        guard error == MMDB_SUCCESS, result.found_entry else { return 0 }
+        var data = MMDB_entry_data_s()
+        let status = countryPath.withUnsafeMutableBufferPointer { MMDB_aget_value(&result.entry, &data, $0.baseAddress) }
+        guard status == MMDB_SUCCESS, data.has_data, data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING), data.data_size == 2 else { return 0 }
+        return UInt16(UInt8(bitPattern: data.utf8_string[0])) << 8 | UInt16(UInt8(bitPattern: data.utf8_string[1]))
+    }
+
+    func round() -> (Double, UInt64) {
+        var sum: UInt64 = 0
+        let start = now()
+        for i in 0..<storage.count { sum &+= UInt64(lookup(i)) }
+        return (now() - start, sum)
+    }
+
+    func disagreements(with view: TrieView) -> Int {
+        var count = 0
+        for i in 0..<addresses.count {
+            let ours = view.countryCode(index: view.countryIndex(of: addresses[i]))?.rawValue ?? 0
+            if ours != lookup(i) { count += 1 }
+        }
+        return count
+    }
+}
+
+/// "country", "iso_code", NULL for MMDB_aget_value; static storage, never freed.
+nonisolated(unsafe) var countryPath: [UnsafePointer<CChar>?] = [
+    UnsafePointer(strdup("country")), UnsafePointer(strdup("iso_code")), nil,
+]
+
+func sockaddrStorage(_ a: IPAddress) -> sockaddr_storage {
+    var storage = sockaddr_storage()
+    withUnsafeMutableBytes(of: &storage) { raw in
+        if a.family == .v4 {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_addr.s_addr = UInt32(truncatingIfNeeded: a.value).bigEndian
+            withUnsafeBytes(of: sin) { raw.copyMemory(from: $0) }
+        } else {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { bytes in
+                for i in 0..<16 { bytes[i] = UInt8(truncatingIfNeeded: a.value >> UInt128(8 * (15 - i))) }
+            }
+            withUnsafeBytes(of: sin6) { raw.copyMemory(from: $0) }
+        }
+    }
+    return storage
+}
+
+/// `queries --db FILE --family 4|6 --mode uniform|allocated --count N -o FILE`:
+/// writes query addresses. `uniform` draws from the whole family (for IPv6, from
+/// 2000::/3); `allocated` picks a range of the trie with a country, then an address
+/// inside it.
+struct Queries: ParsableCommand {
+    @Option(help: "The trie file (its ranges are sampled).") var db: String
+    @Option(help: "4 or 6.") var family: Int
+    @Option(help: "uniform or allocated.") var mode: String
+    @Option(help: "How many addresses.") var count = 1_000_000
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(name: .shortAndLong, help: "Output file.") var output: String
+
+    func run() throws {
+        let trie = try TrieFile(path: db)
+        let fam: IPFamily = family == 4 ? .v4 : .v6
+        let ranges = trie.rangeMap(fam).ranges
+        var rng = SplitMix64(seed: seed)
+        var text = ""
+        text.reserveCapacity(count * 24)
+        for _ in 0..<count {
+            let value: UInt128
+            switch mode {
+            case "uniform":
+                value = fam == .v4 ? UInt128(UInt32(truncatingIfNeeded: rng.next()))
+                                   : (UInt128(rng.next()) << 64 | UInt128(rng.next())) >> 3 | UInt128(1) << 125
+            case "allocated":
+                let r = ranges[Int(rng.next() % UInt64(ranges.count))]
+                let span = r.end - r.start
+                let random = UInt128(rng.next()) << 64 | UInt128(rng.next())
+                value = r.start + (span == .max ? random : random % (span + 1))
+            default:
+                throw ValidationError("--mode is uniform or allocated")
+            }
+            text += IPAddress.format(value, family: fam)
+            text += "\n"
+        }
+        let bytes = Array(text.utf8)
+        try AtomicFile.write(bytes, to: output)
+    }
+}
+
+/// `open --db FILE`: time to open (mmap + full validation), the median of N runs.
+struct OpenBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "open")
+    @Option(help: "The trie file.") var db: String
+    @Option(help: "Runs.") var runs = 21
+
+    func run() throws {
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = now()
+            let trie = try TrieFile(path: db)
+            times.append(now() - start)
+            withExtendedLifetime(trie) {}
+        }
+        print("open+validate: \(format(median(times) * 1000)) ms (median of \(runs)), \(format(times.min()! * 1000)) ms best")
+    }
+}
+
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func readAddresses(_ path: String) throws -> [IPAddress] {
+    guard let f = fopen(path, "r") else { throw ValidationError("\(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(f) }
+    var result: [IPAddress] = []
+    var line: UnsafeMutablePointer<CChar>?
+    var capacity = 0
+    var number = 0
+    while getline(&line, &capacity, f) > 0 {
+        number += 1
+        var text = String(cString: line!)
+        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        if text.isEmpty { continue }
+        guard let a = IPAddress(text) else { throw ValidationError("\(path):\(number): not an address: \(text)") }
+        result.append(a)
+    }
+    free(line)
+    return result
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+func format(_ v: Double) -> String {
+    let scaled = (v * 100).rounded() / 100
+    return String(scaled)
+}

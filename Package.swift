@@ -1,0 +1,48 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// geogate: country IP data → a compact radix-trie file (and, later, firewall sets
+// and a lookup daemon). The targets follow the data flow; see README.md.
+let package = Package(
+    name: "geogate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "geogate", targets: ["geogate"]),
+        .executable(name: "geogate-bench", targets: ["GeoGateBench"]),
+        .library(name: "GeoGateTrie", targets: ["GeoGateTrie"]),
+        .library(name: "GeoGateImport", targets: ["GeoGateImport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries, reached through system-library targets.
+        .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb",
+                       providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+
+        // Addresses, prefixes, country codes, range maps, CIDR cover.
+        .target(name: "GeoGateCore"),
+        // One importer per source format, plus decompression of .gz / .xz inputs.
+        .target(name: "GeoGateImport",
+                dependencies: ["GeoGateCore", "CMaxMindDB", "CZlib", "CLZMA",
+                               .product(name: "Crypto", package: "swift-crypto")]),
+        // The trie file: builder, writer, mmap reader (Docs/FORMAT.md).
+        .target(name: "GeoGateTrie", dependencies: ["GeoGateCore", "CZlib"]),
+        // The CLI: thin, calls the libraries.
+        .executableTarget(name: "geogate",
+                          dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "GeoGateBench",
+                          dependencies: ["GeoGateTrie", "GeoGateCore", "CMaxMindDB",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Benchmarks/GeoGateBench"),
+
+        .testTarget(name: "GeoGateCoreTests", dependencies: ["GeoGateCore"]),
+        .testTarget(name: "GeoGateImportTests", dependencies: ["GeoGateImport", "GeoGateCore"]),
+        .testTarget(name: "GeoGateTrieTests",
+                    dependencies: ["GeoGateTrie", "GeoGateImport", "GeoGateCore", "CMaxMindDB"]),
+    ]
+)

@@ -1,0 +1,219 @@
+/// Address families. Every address is held as a `UInt128`: an IPv4 address in its
+/// low 32 bits, an IPv6 address in all 128. One integer type keeps the range map,
+/// the CIDR cover and the trie builder single code paths for both families.
+public enum IPFamily: Int, Sendable, CaseIterable, CustomStringConvertible {
+    case v4 = 4
+    case v6 = 6
+
+    /// Bits in an address of this family.
+    @inlinable public var bitWidth: Int { self == .v4 ? 32 : 128 }
+
+    /// The largest address of the family.
+    @inlinable public var maxAddress: UInt128 { self == .v4 ? UInt128(UInt32.max) : UInt128.max }
+
+    public var description: String { self == .v4 ? "IPv4" : "IPv6" }
+}
+
+/// An IP address with its family.
+public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var family: IPFamily
+    public var value: UInt128
+
+    @inlinable public init(family: IPFamily, value: UInt128) {
+        self.family = family
+        self.value = value
+    }
+
+    public init(v4: UInt32) { self.init(family: .v4, value: UInt128(v4)) }
+
+    /// Parses dotted IPv4 or textual IPv6 (RFC 4291, with an embedded IPv4 tail).
+    public init?(_ text: some StringProtocol) {
+        var bytes = Array(text.utf8)
+        let parsed: IPAddress? = bytes.withUnsafeMutableBufferPointer { buffer in
+            IPAddress.parse(UnsafeBufferPointer(buffer))
+        }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    /// Parses an address from raw ASCII bytes: IPv4 if it has no ':'.
+    @inlinable
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> IPAddress? {
+        if bytes.contains(UInt8(ascii: ":")) {
+            guard let v = parseIPv6(bytes) else { return nil }
+            return IPAddress(family: .v6, value: v)
+        }
+        guard let v = parseIPv4(bytes) else { return nil }
+        return IPAddress(family: .v4, value: UInt128(v))
+    }
+
+    /// If this is an IPv4-mapped IPv6 address (::ffff:a.b.c.d), its IPv4 address.
+    @inlinable public var unmappedIPv4: IPAddress? {
+        guard family == .v6, value >> 32 == 0xffff else { return nil }
+        return IPAddress(family: .v4, value: value & 0xffff_ffff)
+    }
+
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        (a.family.rawValue, a.value) < (b.family.rawValue, b.value)
+    }
+
+    public var description: String { IPAddress.format(value, family: family) }
+}
+
+// MARK: - Parsing fast paths (no allocation; the importers call these per line)
+
+/// Parses a dotted-quad IPv4 address. Rejects leading zeros ("01"), which some
+/// parsers read as octal: an ambiguous address is an error, not a guess.
+@inlinable
+public func parseIPv4(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32? {
+    var result: UInt32 = 0
+    var octet: UInt32 = 0
+    var digits = 0
+    var dots = 0
+    var leadingZero = false
+    for byte in bytes {
+        if byte >= 0x30 && byte <= 0x39 {
+            if digits == 1 && leadingZero { return nil }
+            if digits == 0 { leadingZero = byte == 0x30 }
+            octet = octet * 10 + UInt32(byte - 0x30)
+            digits += 1
+            if digits > 3 || octet > 255 { return nil }
+        } else if byte == UInt8(ascii: ".") {
+            if digits == 0 || dots == 3 { return nil }
+            result = result << 8 | octet
+            octet = 0
+            digits = 0
+            dots += 1
+        } else {
+            return nil
+        }
+    }
+    if digits == 0 || dots != 3 { return nil }
+    return result << 8 | octet
+}
+
+@inlinable
+func hexValue(_ byte: UInt8) -> UInt32? {
+    switch byte {
+    case 0x30...0x39: return UInt32(byte - 0x30)
+    case 0x61...0x66: return UInt32(byte - 0x61 + 10)
+    case 0x41...0x46: return UInt32(byte - 0x41 + 10)
+    default: return nil
+    }
+}
+
+/// Parses a textual IPv6 address: up to eight hex groups, at most one "::", and an
+/// optional dotted IPv4 tail in place of the last two groups. Zone ids are rejected.
+@inlinable
+public func parseIPv6(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt128? {
+    let count = bytes.count
+    if count < 2 || count > 45 { return nil }
+    var head: UInt128 = 0   // groups before "::"
+    var headGroups = 0
+    var tail: UInt128 = 0   // groups after "::"
+    var tailGroups = 0
+    var sawDoubleColon = false
+    var index = 0
+    // A leading "::".
+    if bytes[0] == UInt8(ascii: ":") {
+        guard bytes[1] == UInt8(ascii: ":") else { return nil }
+        sawDoubleColon = true
+        index = 2
+        if index == count { return 0 }
+    }
+    while index < count {
+        // One group: 1-4 hex digits, or an IPv4 tail.
+        var group: UInt32 = 0
+        var digits = 0
+        let groupStart = index
+        while index < count, let h = hexValue(bytes[index]) {
+            group = group << 4 | h
+            digits += 1
+            index += 1
+            if digits > 4 { break }
+        }
+        if index < count && bytes[index] == UInt8(ascii: ".") {
+            // Embedded IPv4: the rest of the text, taking two groups.
+            let rest = UnsafeBufferPointer(rebasing: bytes[groupStart..<count])
+            guard let v4 = parseIPv4(rest) else { return nil }
+            if sawDoubleColon {
+                guard headGroups + tailGroups + 2 <= 7 else { return nil }
+                tail = tail << 32 | UInt128(v4)
+                tailGroups += 2
+            } else {
+                guard headGroups + 2 == 8 else { return nil }
+                head = head << 32 | UInt128(v4)
+                headGroups += 2
+            }
+            index = count
+            break
+        }
+        if digits == 0 || digits > 4 { return nil }
+        if sawDoubleColon {
+            tail = tail << 16 | UInt128(group)
+            tailGroups += 1
+        } else {
+            head = head << 16 | UInt128(group)
+            headGroups += 1
+        }
+        if headGroups + tailGroups > 8 { return nil }
+        if index == count { break }
+        guard bytes[index] == UInt8(ascii: ":") else { return nil }
+        index += 1
+        if index < count && bytes[index] == UInt8(ascii: ":") {
+            if sawDoubleColon { return nil }
+            sawDoubleColon = true
+            index += 1
+            if index == count { break }
+        } else if index == count {
+            return nil  // a trailing single ':'
+        }
+    }
+    if sawDoubleColon {
+        let total = headGroups + tailGroups
+        if total > 7 { return nil }
+        let shiftedHead = headGroups == 0 ? 0 : head << UInt128((8 - headGroups) * 16)
+        return shiftedHead | tail
+    }
+    return headGroups == 8 ? head : nil
+}
+
+// MARK: - Formatting
+
+extension IPAddress {
+    /// Formats an address: dotted IPv4, or RFC 5952 IPv6 (lower case, the longest run
+    /// of two or more zero groups as "::", IPv4-mapped addresses as ::ffff:a.b.c.d).
+    public static func format(_ value: UInt128, family: IPFamily) -> String {
+        if family == .v4 { return formatIPv4(UInt32(truncatingIfNeeded: value)) }
+        if value >> 32 == 0xffff { return "::ffff:" + formatIPv4(UInt32(truncatingIfNeeded: value)) }
+        var groups = [UInt16](repeating: 0, count: 8)
+        for i in 0..<8 { groups[i] = UInt16(truncatingIfNeeded: value >> UInt128((7 - i) * 16)) }
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8 && groups[i] == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                runStart = -1
+            }
+        }
+        if bestLength < 2 { bestStart = -1 }
+        var text = ""
+        var i = 0
+        while i < 8 {
+            if i == bestStart {
+                text += "::"
+                i += bestLength
+                continue
+            }
+            if !text.isEmpty && !text.hasSuffix(":") { text += ":" }
+            text += String(groups[i], radix: 16)
+            i += 1
+        }
+        return text
+    }
+
+    public static func formatIPv4(_ v: UInt32) -> String {
+        "\(v >> 24).\((v >> 16) & 255).\((v >> 8) & 255).\(v & 255)"
+    }
+}

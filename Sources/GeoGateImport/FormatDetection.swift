@@ -1,0 +1,143 @@
+import GeoGateCore
+
+extension SourceFormat {
+    /// Recognises a format from content (after decompression), looking at the first
+    /// meaningful line; the file name only breaks the tie between Tor and DB-IP.
+    public static func detect(_ file: SourceFile) -> SourceFormat? {
+        let content = file.content
+        // An MMDB ends with its metadata section, which starts with this marker.
+        if content.count >= MMDBFile.metadataMarker.count {
+            let tail = content.suffix(128 * 1024)
+            let marker = MMDBFile.metadataMarker
+            if let first = marker.first {
+                var i = tail.startIndex
+                while let found = tail[i...].firstIndex(of: first) {
+                    if tail[found...].starts(with: marker) { return .mmdb }
+                    i = found + 1
+                }
+            }
+        }
+        var sawComment = false
+        var firstLine: [UInt8]?
+        content.withUnsafeBufferPointer { buffer in
+            try? TextLines(buffer).forEach { (line, _) throws(ImportError) in
+                guard firstLine == nil else { return }
+                let t = line.trimmed
+                if t.isEmpty { return }
+                if t[0] == UInt8(ascii: "#") { sawComment = true; return }
+                firstLine = Array(t)
+            }
+        }
+        guard let line = firstLine else { return nil }
+        let text = String(decoding: line, as: UTF8.self)
+        if text.hasPrefix("network,") && text.contains("geoname_id") { return .maxmindCSV }
+        if text.hasPrefix("geoname_id,") && text.contains("country_iso_code") { return .maxmindLocations }
+        let pipes = text.split(separator: "|", omittingEmptySubsequences: false)
+        if pipes.count >= 6 { return .rir }
+        let commas = text.split(separator: ",", omittingEmptySubsequences: false)
+        if commas.count == 3 {
+            let first = commas[0].trimmingQuotes
+            if !first.isEmpty && first.allSatisfy(\.isNumber) { return .tor }   // Tor's integer IPv4
+            if IPAddress(first) != nil && IPAddress(commas[1].trimmingQuotes) != nil {
+                // Textual ranges: Tor's IPv6 file (comment header, or named geoip6) or DB-IP.
+                return sawComment || file.name.hasPrefix("geoip") ? .tor : .dbipCSV
+            }
+        }
+        if commas.count == 1 && (CIDR(text) != nil || text.contains("-")) { return .cidrList }
+        return nil
+    }
+}
+
+extension Substring {
+    var trimmingQuotes: Substring {
+        var s = self
+        while s.first == "\"" || s.first == " " { s = s.dropFirst() }
+        while s.last == "\"" || s.last == " " { s = s.dropLast() }
+        return s
+    }
+}
+
+/// Reads input files into `ImportedSource`s: detects each format (unless forced),
+/// and pairs MaxMind blocks files with their Locations file (given among the
+/// inputs, or found beside the blocks file).
+public enum SourceLoader {
+    public static func load(paths: [String], format forced: SourceFormat? = nil,
+                            options: ImportOptions = ImportOptions()) throws(ImportError) -> [ImportedSource] {
+        var files: [(SourceFile, SourceFormat)] = []
+        for path in paths {
+            let file = try SourceFile.read(path: path, options: options)
+            let format: SourceFormat
+            if let forced {
+                // A forced CSV format still lets a Locations file through as the companion.
+                format = (forced == .maxmindCSV && SourceFormat.detect(file) == .maxmindLocations) ? .maxmindLocations : forced
+            } else {
+                guard let detected = SourceFormat.detect(file) else {
+                    if file.content.isEmpty { throw ImportError(file: path, reason: "empty input: the file has no data") }
+                    throw ImportError(file: path, reason: "unknown format: not an MMDB, a range CSV, MaxMind CSV, RIR statistics or a CIDR list (use --format to force one)")
+                }
+                format = detected
+            }
+            files.append((file, format))
+        }
+        // Locations for MaxMind blocks: given, or looked for beside the first blocks file.
+        var locations: MaxMindCSV.Locations?
+        if files.contains(where: { $0.1 == .maxmindCSV }) {
+            if let given = files.first(where: { $0.1 == .maxmindLocations }) {
+                locations = try MaxMindCSV.parseLocations(given.0)
+            } else {
+                let blocks = files.first(where: { $0.1 == .maxmindCSV })!.0
+                let directory = blocks.path.contains("/") ? String(blocks.path[..<blocks.path.lastIndex(of: "/")!]) + "/" : ""
+                let edition = blocks.name.components(before: "-Blocks-") ?? "GeoLite2-Country"
+                let candidate = "\(directory)\(edition)-Locations-en.csv"
+                guard let file = try? SourceFile.read(path: candidate, options: options) else {
+                    throw ImportError(file: blocks.path, reason: "MaxMind blocks need their Locations file: pass it as an input, or put \(candidate) beside the blocks")
+                }
+                locations = try MaxMindCSV.parseLocations(file)
+            }
+        }
+        var sources: [ImportedSource] = []
+        for (file, format) in files {
+            switch format {
+            case .tor, .dbipCSV: sources.append(try RangeCSV.parse(file, format: format, options: options))
+            case .maxmindCSV: sources.append(try MaxMindCSV.parseBlocks(file, locations: locations!, options: options))
+            case .maxmindLocations: continue
+            case .mmdb: sources.append(try MMDBFile.parse(file, options: options))
+            case .rir: sources.append(try RIRDelegated.parse(file, options: options))
+            case .cidrList: sources.append(try CIDRList.parse(file, options: options))
+            }
+        }
+        guard !sources.isEmpty else {
+            throw ImportError(file: paths.joined(separator: ", "), reason: "no data inputs (a Locations file alone holds no networks)")
+        }
+        return sources
+    }
+}
+
+extension String {
+    func components(before separator: String) -> String? {
+        guard let r = range(of: separator) else { return nil }
+        return String(self[..<r.lowerBound])
+    }
+}
+
+/// The merged result of all inputs, ready for the trie builder.
+public struct CountryDataset: Sendable {
+    public var v4: RangeMap
+    public var v6: RangeMap
+    public var sources: [ImportedSource]
+
+    /// Merges sources in order: where two overlap, the later one wins. Within one
+    /// source overlapping ranges of different countries were already an error.
+    public init(sources: [ImportedSource]) {
+        var v4 = RangeMap(family: .v4), v6 = RangeMap(family: .v6)
+        for source in sources {
+            v4 = v4.overlaid(with: source.v4)
+            v6 = v6.overlaid(with: source.v6)
+        }
+        self.v4 = v4
+        self.v6 = v6
+        self.sources = sources
+    }
+
+    public func map(for family: IPFamily) -> RangeMap { family == .v4 ? v4 : v6 }
+}

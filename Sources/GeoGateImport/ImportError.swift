@@ -1,0 +1,38 @@
+/// An input that cannot be compiled, with where and why. `description` is the line
+/// an admin sees: "geoip6:1042: field 3: unknown country code 'UX'".
+public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var file: String
+    public var line: Int?
+    public var field: Int?
+    public var reason: String
+
+    public init(file: String, line: Int? = nil, field: Int? = nil, reason: String) {
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String {
+        var text = file
+        if let line { text += ":\(line)" }
+        text += ": "
+        if let field { text += "field \(field): " }
+        return text + reason
+    }
+}
+
+/// How an importer treats a malformed line.
+public struct ImportOptions: Sendable {
+    /// Count and skip malformed lines instead of failing on the first one.
+    public var skipInvalid = false
+    /// The country of every network in a plain CIDR/range list (else taken from the file name).
+    public var listCountry: String?
+    /// The largest input accepted after decompression (a guard against decompression bombs).
+    public var maximumInputBytes = 4 << 30
+
+    public init(skipInvalid: Bool = false, listCountry: String? = nil) {
+        self.skipInvalid = skipInvalid
+        self.listCountry = listCountry
+    }
+}

@@ -1,0 +1,131 @@
+import GeoGateCore
+
+/// The formats geogate reads. `--format` takes the raw values.
+public enum SourceFormat: String, Sendable, CaseIterable {
+    /// IPFire/Tor range files: `from,to,CC`, IPv4 as integers, IPv6 textual.
+    case tor
+    /// DB-IP country lite CSV: `start,end,CC`, textual IPv4 and IPv6.
+    case dbipCSV = "dbip-csv"
+    /// MaxMind GeoLite2/GeoIP2 Country CSV blocks (with the Locations file).
+    case maxmindCSV = "maxmind-csv"
+    /// MaxMind GeoLite2/GeoIP2 Country Locations CSV (the blocks' companion).
+    case maxmindLocations = "maxmind-locations"
+    /// MaxMind DB binary (.mmdb).
+    case mmdb
+    /// RIR delegated(-extended) statistics.
+    case rir
+    /// One network (CIDR or start-end range) a line, all of one country (ipdeny zones).
+    case cidrList = "cidr-list"
+}
+
+/// One parsed input: where it came from and its ranges per family.
+public struct ImportedSource: Sendable {
+    public var name: String
+    public var sha256: [UInt8]
+    public var storedSize: Int
+    public var format: SourceFormat
+    public var v4: RangeMap
+    public var v6: RangeMap
+    /// Malformed lines skipped under `--skip-invalid`.
+    public var skippedLines: Int
+    /// Ranges the source lists with no country ("??", empty), which carry no data.
+    public var unassignedRanges: Int
+
+    public func map(for family: IPFamily) -> RangeMap { family == .v4 ? v4 : v6 }
+}
+
+/// Collects one source's ranges with the error policy of `ImportOptions`, then
+/// checks them and produces the `ImportedSource`.
+struct RangeSink {
+    let file: SourceFile
+    let format: SourceFormat
+    let options: ImportOptions
+    var v4 = RangeMapBuilder(family: .v4)
+    var v6 = RangeMapBuilder(family: .v6)
+    var skippedLines = 0
+    var unassignedRanges = 0
+    /// Where the first skipped line was, for the summary message.
+    var firstSkipped: ImportError?
+
+    init(file: SourceFile, format: SourceFormat, options: ImportOptions) {
+        self.file = file
+        self.format = format
+        self.options = options
+    }
+
+    /// A malformed line: fatal, or counted and skipped under `--skip-invalid`.
+    mutating func invalid(line: Int?, field: Int? = nil, _ reason: String) throws(ImportError) {
+        let error = ImportError(file: file.path, line: line, field: field, reason: reason)
+        guard options.skipInvalid else { throw error }
+        skippedLines += 1
+        if firstSkipped == nil { firstSkipped = error }
+    }
+
+    @inline(__always)
+    mutating func add(family: IPFamily, start: UInt128, end: UInt128, country: CountryCode, line: Int) {
+        if family == .v4 {
+            v4.add(start: start, end: end, country: country, line: line)
+        } else {
+            v6.add(start: start, end: end, country: country, line: line)
+        }
+    }
+
+    /// Validates a parsed range and adds it; `country` nil means "listed without a country".
+    @inline(__always)
+    mutating func addChecked(start: IPAddress, end: IPAddress, country: CountryCode?, line: Int) throws(ImportError) {
+        guard start.family == end.family else {
+            try invalid(line: line, "range mixes an \(start.family) start with an \(end.family) end")
+            return
+        }
+        guard start.value <= end.value else {
+            try invalid(line: line, "inverted range: start \(start) is after end \(end)")
+            return
+        }
+        guard let country else {
+            unassignedRanges += 1
+            return
+        }
+        add(family: start.family, start: start.value, end: end.value, country: country, line: line)
+    }
+
+    func finish() throws(ImportError) -> ImportedSource {
+        let v4Map: RangeMap
+        let v6Map: RangeMap
+        do {
+            v4Map = try v4.build()
+            v6Map = try v6.build()
+        } catch {
+            switch error {
+            case let .conflictingOverlap(firstLine, first, secondLine, second, family, start, end):
+                let span = "\(IPAddress.format(start, family: family))-\(IPAddress.format(end, family: family))"
+                let lines = firstLine > 0 ? "lines \(firstLine) (\(first)) and \(secondLine) (\(second))"
+                                          : "\(first) and \(second)"
+                throw ImportError(file: file.path, line: secondLine > 0 ? secondLine : nil,
+                                  reason: "overlapping ranges with different countries: \(lines) both claim \(span)")
+            }
+        }
+        if v4Map.isEmpty && v6Map.isEmpty {
+            let why = skippedLines > 0 ? " (\(skippedLines) malformed lines skipped; first: \(firstSkipped!))" : ""
+            throw ImportError(file: file.path, reason: "empty input: no ranges with a country\(why)")
+        }
+        return ImportedSource(name: file.name, sha256: file.sha256, storedSize: file.storedSize, format: format,
+                              v4: v4Map, v6: v6Map, skippedLines: skippedLines, unassignedRanges: unassignedRanges)
+    }
+}
+
+/// Reads a country field: a known code, or nil for the "no country" markers
+/// ("??", "--", empty). Anything else is an error naming the field.
+@inline(__always)
+func parseCountry(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<CountryCode?, ImportErrorReason> {
+    if bytes.isEmpty { return .success(nil) }
+    if bytes.count == 2 {
+        if let code = CountryCode.validated(bytes[0], bytes[1]) { return .success(code) }
+        if (bytes[0] == 0x3F && bytes[1] == 0x3F) || (bytes[0] == 0x2D && bytes[1] == 0x2D) { return .success(nil) }
+    }
+    return .failure(ImportErrorReason("unknown country code '\(bytes.text)' (not ISO 3166-1 alpha-2 nor a documented special code)"))
+}
+
+struct ImportErrorReason: Error {
+    let text: String
+    init(_ text: String) { self.text = text }
+}

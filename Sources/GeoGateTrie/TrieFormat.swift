@@ -1,0 +1,68 @@
+/// The on-disk layout of a geogate trie file, in one place. Docs/FORMAT.md describes
+/// the same bytes for someone writing another reader. All integers little-endian.
+///
+/// ```
+/// header (64 bytes)        magic "GEOGATE\0", version, CRC-32 of bytes 16..<end, size
+/// section table            sectionCount × 24 bytes {kind u32, flags u32, offset u64, length u64}
+/// sections (64-aligned)    countries, metadata, IPv4 root, IPv6 root, nodes, child table
+/// ```
+///
+/// A slot (u32) is either a leaf (bit 31 clear: country index in bits 0-15) or a node
+/// reference (bit 31 set: bits 0-30 = node byte offset / 4 in the nodes section).
+/// A node covers a block of 2^rem addresses and splits it on the next 16 bits: a
+/// sorted list of 16-bit run starts, each with a value (leaf or child).
+public enum TrieFormat {
+    public static let magic: [UInt8] = Array("GEOGATE".utf8) + [0]
+    public static let version: UInt32 = 1
+    public static let headerSize = 64
+    public static let sectionEntrySize = 24
+    public static let sectionAlignment = 64
+
+    /// Section kinds, in the order the writer lays them out.
+    public enum Section: UInt32, CaseIterable, Sendable {
+        case countries = 1
+        case metadata = 2
+        case ipv4Root = 3
+        case ipv6Root = 4
+        case nodes = 5
+        case childTable = 6
+    }
+
+    /// Node kinds (byte 0 of a node header).
+    public enum NodeKind: UInt8, Sendable {
+        /// Values are u8 country indexes: no children. Country indexes are given by
+        /// frequency, so nearly every leaf node fits here.
+        case leaves8 = 1
+        /// Values are u16 country indexes: a leaf node holding a rare country (index > 255).
+        case leaves16 = 2
+        /// Values are u16: bit 15 clear = leaf (country index in bits 0-14), set = child
+        /// number (bits 0-14) into the child table from the node's `firstChild`.
+        case mixed16 = 3
+        /// Values are u32 slots (for a node with more than 32,768 children).
+        case mixed32 = 4
+
+        @inlinable public var hasChildren: Bool { self == .mixed16 || self == .mixed32 }
+    }
+
+    public static let nodeHeaderSize = 8
+    /// The IPv4 root indexes the first 16 bits directly.
+    public static let ipv4RootBits = 16
+    public static let ipv4RootSlots = 1 << 16
+    /// Every node consumes 16 bits.
+    public static let strideBits = 16
+
+    public static let nodeFlag: UInt32 = 0x8000_0000
+    public static let mixed16ChildFlag: UInt16 = 0x8000
+    public static let maxMixed16Children = 0x8000
+
+    /// Country index 0 means "no country"; index i ≥ 1 is entry i-1 of the countries
+    /// section. The writer numbers countries by how many ranges they have, most first.
+    public static let noCountry: UInt16 = 0
+    public static let maxCountries = 0x7FFF
+
+    /// Source format ids in the metadata.
+    public static let formatIDs: [String] = ["unknown", "tor", "dbip-csv", "maxmind-csv", "mmdb", "rir", "cidr-list"]
+
+    public static let metadataFixedSize = 56
+    public static let sourceRecordSize = 56
+}

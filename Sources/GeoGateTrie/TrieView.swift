@@ -1,0 +1,120 @@
+import GeoGateCore
+
+/// The lookup side of an open, validated trie file: raw pointers into the mapped
+/// bytes, no reference counting, no allocation. Valid while its `TrieFile` lives.
+public struct TrieView: @unchecked Sendable {
+    @usableFromInline let countries: UnsafePointer<UInt8>
+    @usableFromInline let countryCount: Int
+    @usableFromInline let root4: UnsafePointer<UInt32>
+    @usableFromInline let root6: UInt32
+    @usableFromInline let nodes: UnsafeRawPointer
+    @usableFromInline let childTable: UnsafePointer<UInt32>
+
+    @usableFromInline
+    init(countries: UnsafePointer<UInt8>, countryCount: Int, root4: UnsafePointer<UInt32>, root6: UInt32,
+         nodes: UnsafeRawPointer, childTable: UnsafePointer<UInt32>) {
+        self.countries = countries
+        self.countryCount = countryCount
+        self.root4 = root4
+        self.root6 = root6
+        self.nodes = nodes
+        self.childTable = childTable
+    }
+
+    /// The country index (0 = none) of an IPv4 address.
+    @inlinable @inline(__always)
+    public func countryIndex(ipv4 address: UInt32) -> UInt16 {
+        let slot = UInt32(littleEndian: root4[Int(address >> 16)])
+        if slot & TrieFormat.nodeFlag == 0 { return UInt16(truncatingIfNeeded: slot) }
+        let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
+        // IPv4 nodes cover the last 16 bits: validation guarantees a leaves node.
+        let i = TrieView.search(node, key: UInt16(truncatingIfNeeded: address))
+        return TrieView.leafValue(node, i)
+    }
+
+    /// The country index (0 = none) of an IPv6 address; IPv4-mapped addresses
+    /// (::ffff:a.b.c.d) answer as their IPv4 address.
+    @inlinable
+    public func countryIndex(ipv6 address: UInt128) -> UInt16 {
+        if address >> 32 == 0xffff { return countryIndex(ipv4: UInt32(truncatingIfNeeded: address)) }
+        var slot = root6
+        var shift: UInt128 = 112
+        while slot & TrieFormat.nodeFlag != 0 {
+            let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
+            let i = TrieView.search(node, key: UInt16(truncatingIfNeeded: address >> shift))
+            slot = valueSlot(node, i)
+            shift &-= 16
+        }
+        return UInt16(truncatingIfNeeded: slot)
+    }
+
+    @inlinable @inline(__always)
+    public func countryIndex(of address: IPAddress) -> UInt16 {
+        address.family == .v4 ? countryIndex(ipv4: UInt32(truncatingIfNeeded: address.value))
+                              : countryIndex(ipv6: address.value)
+    }
+
+    /// The code of a country index; nil for 0 (no country).
+    @inlinable @inline(__always)
+    public func countryCode(index: UInt16) -> CountryCode? {
+        guard index != 0 else { return nil }
+        let p = countries + (Int(index) &- 1) &* 2
+        return CountryCode(unchecked: UInt16(p[0]) << 8 | UInt16(p[1]))
+    }
+
+    @inlinable
+    public func country(of address: IPAddress) -> CountryCode? {
+        countryCode(index: countryIndex(of: address))
+    }
+
+    // MARK: Node access
+
+    @inlinable @inline(__always)
+    static func entryCount(_ node: UnsafeRawPointer) -> Int {
+        Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+    }
+
+    /// Index of the last run start <= key (branch-free binary search; keys[0] == 0).
+    @inlinable @inline(__always)
+    static func search(_ node: UnsafeRawPointer, key: UInt16) -> Int {
+        let keys = (node + TrieFormat.nodeHeaderSize).assumingMemoryBound(to: UInt16.self)
+        var low = 0
+        var length = entryCount(node)
+        while length > 1 {
+            let half = length >> 1
+            low = UInt16(littleEndian: keys[low &+ half]) <= key ? low &+ half : low
+            length &-= half
+        }
+        return low
+    }
+
+    /// Entry i of a leaves8 or leaves16 node.
+    @inlinable @inline(__always)
+    static func leafValue(_ node: UnsafeRawPointer, _ i: Int) -> UInt16 {
+        let values = TrieFormat.nodeHeaderSize &+ entryCount(node) &* 2
+        if node.load(as: UInt8.self) == TrieFormat.NodeKind.leaves8.rawValue {
+            return UInt16(node.load(fromByteOffset: values &+ i, as: UInt8.self))
+        }
+        return UInt16(littleEndian: node.load(fromByteOffset: values &+ i &* 2, as: UInt16.self))
+    }
+
+    /// Entry i as a slot, whatever the node kind.
+    @inlinable @inline(__always)
+    func valueSlot(_ node: UnsafeRawPointer, _ i: Int) -> UInt32 {
+        let values = TrieFormat.nodeHeaderSize &+ TrieView.entryCount(node) &* 2
+        switch node.load(as: UInt8.self) {
+        case TrieFormat.NodeKind.leaves8.rawValue:
+            return UInt32(node.load(fromByteOffset: values &+ i, as: UInt8.self))
+        case TrieFormat.NodeKind.leaves16.rawValue:
+            return UInt32(UInt16(littleEndian: node.load(fromByteOffset: values &+ i &* 2, as: UInt16.self)))
+        case TrieFormat.NodeKind.mixed16.rawValue:
+            let v = UInt16(littleEndian: node.load(fromByteOffset: values &+ i &* 2, as: UInt16.self))
+            if v & TrieFormat.mixed16ChildFlag == 0 { return UInt32(v) }
+            let first = Int(UInt32(littleEndian: node.load(fromByteOffset: 4, as: UInt32.self)))
+            return UInt32(littleEndian: childTable[first &+ Int(v & ~TrieFormat.mixed16ChildFlag)])
+        default:
+            let aligned = (values &+ 3) & ~3
+            return UInt32(littleEndian: node.load(fromByteOffset: aligned &+ i &* 4, as: UInt32.self))
+        }
+    }
+}
