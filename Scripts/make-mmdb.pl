@@ -26,7 +26,7 @@ my $tree = MaxMind::DB::Writer::Tree->new(
     alias_ipv6_to_ipv4    => 1,
     remove_reserved_networks => 0,
     merge_strategy        => 'none',
-    map_key_type_callback => sub { 'utf8_string' },
+    map_key_type_callback => sub { $_[0] eq 'iso_code' ? 'utf8_string' : 'map' },
 );
 
 my %data;

@@ -142,9 +142,10 @@ struct TrieBuilder {
             for case .child(let slot) in values { childTable.append(slot) }
         }
         nodes.append(kind.rawValue)
-        nodes.append(0)
+        nodes.append(UInt8(NodeSearch.upperLayers(count: n)))
         appendLE(UInt16(n - 1))
         appendLE(firstChild)
+        for separator in NodeSearch.separators(for: keys) { appendLE(separator) }
         for key in keys { appendLE(key) }
         switch kind {
         case .leaves8:
@@ -162,7 +163,7 @@ struct TrieBuilder {
                 }
             }
         case .mixed32:
-            while nodes.count % 4 != 0 { nodes.append(0) }
+            while (nodes.count - offset) % 4 != 0 { nodes.append(0) }
             for value in values {
                 switch value {
                 case .leaf(let c): appendLE(UInt32(c))

@@ -161,7 +161,7 @@ struct TrieValidator {
             visited[word] |= bit
             let at = nodesOffset + start
             let kindByte = validator.base.load(fromByteOffset: at, as: UInt8.self)
-            guard let kind = TrieFormat.NodeKind(rawValue: kindByte), validator.base.load(fromByteOffset: at + 1, as: UInt8.self) == 0 else {
+            guard let kind = TrieFormat.NodeKind(rawValue: kindByte) else {
                 throw Failure(reason: "node at \(start): unknown kind \(kindByte)")
             }
             // At the last 16 bits only leaf values make sense, and lookups read them as u8.
@@ -169,20 +169,35 @@ struct TrieValidator {
                 throw Failure(reason: "node at \(start): kind \(kind) at the last 16 address bits")
             }
             let count = Int(validator.u16(at + 2)) + 1
-            let valuesStart = TrieFormat.nodeHeaderSize + count * 2
+            let upper = Int(validator.base.load(fromByteOffset: at + 1, as: UInt8.self))
+            guard upper == NodeSearch.upperLayers(count: count) else {
+                throw Failure(reason: "node at \(start): \(upper) separator layers, expected \(NodeSearch.upperLayers(count: count)) for \(count) keys")
+            }
+            let keysStart = NodeSearch.keysOffset(count: count)
+            let valuesStart = keysStart + count * 2
             let end: Int
             switch kind {
             case .leaves8: end = valuesStart + count
             case .leaves16, .mixed16: end = valuesStart + count * 2
             case .mixed32: end = ((valuesStart + 3) & ~3) + count * 4
             }
-            guard start + end <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
+            // Lookups read keys in whole 16-key blocks: those reads must stay in the section too.
+            let blockEnd = keysStart + (count + 15) / 16 * 32
+            guard start + max(end, blockEnd) <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
             // Keys: start at 0, strictly increasing.
-            var previous = -1
+            var keys: [UInt16] = []
+            keys.reserveCapacity(count)
             for i in 0..<count {
-                let key = Int(validator.u16(at + TrieFormat.nodeHeaderSize + 2 * i))
-                guard key > previous, (i > 0 || key == 0) else { throw Failure(reason: "node at \(start): keys not sorted from 0 (entry \(i))") }
-                previous = key
+                let key = validator.u16(at + keysStart + 2 * i)
+                guard i == 0 ? key == 0 : key > keys[i - 1] else { throw Failure(reason: "node at \(start): keys not sorted from 0 (entry \(i))") }
+                keys.append(key)
+            }
+            // Separators: exactly what the keys imply.
+            if upper > 0 {
+                let expected = NodeSearch.separators(for: keys)
+                for (i, separator) in expected.enumerated() where validator.u16(at + 8 + 2 * i) != separator {
+                    throw Failure(reason: "node at \(start): separator \(i) does not match the keys")
+                }
             }
             let childBits = remainingBits - TrieFormat.strideBits
             switch kind {

@@ -28,8 +28,8 @@ public struct TrieView: @unchecked Sendable {
         if slot & TrieFormat.nodeFlag == 0 { return UInt16(truncatingIfNeeded: slot) }
         let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
         // IPv4 nodes cover the last 16 bits: validation guarantees a leaves node.
-        let i = TrieView.search(node, key: UInt16(truncatingIfNeeded: address))
-        return TrieView.leafValue(node, i)
+        let (i, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: address))
+        return TrieView.leafValue(node, i, values: values)
     }
 
     /// The country index (0 = none) of an IPv6 address; IPv4-mapped addresses
@@ -41,8 +41,8 @@ public struct TrieView: @unchecked Sendable {
         var shift: UInt128 = 112
         while slot & TrieFormat.nodeFlag != 0 {
             let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
-            let i = TrieView.search(node, key: UInt16(truncatingIfNeeded: address >> shift))
-            slot = valueSlot(node, i)
+            let (i, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: address >> shift))
+            slot = valueSlot(node, i, values: values)
             shift &-= 16
         }
         return UInt16(truncatingIfNeeded: slot)
@@ -74,24 +74,9 @@ public struct TrieView: @unchecked Sendable {
         Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
     }
 
-    /// Index of the last run start <= key (branch-free binary search; keys[0] == 0).
-    @inlinable @inline(__always)
-    static func search(_ node: UnsafeRawPointer, key: UInt16) -> Int {
-        let keys = (node + TrieFormat.nodeHeaderSize).assumingMemoryBound(to: UInt16.self)
-        var low = 0
-        var length = entryCount(node)
-        while length > 1 {
-            let half = length >> 1
-            low = UInt16(littleEndian: keys[low &+ half]) <= key ? low &+ half : low
-            length &-= half
-        }
-        return low
-    }
-
     /// Entry i of a leaves8 or leaves16 node.
     @inlinable @inline(__always)
-    static func leafValue(_ node: UnsafeRawPointer, _ i: Int) -> UInt16 {
-        let values = TrieFormat.nodeHeaderSize &+ entryCount(node) &* 2
+    static func leafValue(_ node: UnsafeRawPointer, _ i: Int, values: Int) -> UInt16 {
         if node.load(as: UInt8.self) == TrieFormat.NodeKind.leaves8.rawValue {
             return UInt16(node.load(fromByteOffset: values &+ i, as: UInt8.self))
         }
@@ -100,8 +85,7 @@ public struct TrieView: @unchecked Sendable {
 
     /// Entry i as a slot, whatever the node kind.
     @inlinable @inline(__always)
-    func valueSlot(_ node: UnsafeRawPointer, _ i: Int) -> UInt32 {
-        let values = TrieFormat.nodeHeaderSize &+ TrieView.entryCount(node) &* 2
+    func valueSlot(_ node: UnsafeRawPointer, _ i: Int, values: Int) -> UInt32 {
         switch node.load(as: UInt8.self) {
         case TrieFormat.NodeKind.leaves8.rawValue:
             return UInt32(node.load(fromByteOffset: values &+ i, as: UInt8.self))

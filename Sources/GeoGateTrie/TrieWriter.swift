@@ -58,6 +58,7 @@ public enum TrieWriter {
         var builder = TrieBuilder(countries: used)
         let root4 = builder.buildIPv4(v4)
         let root6 = builder.buildIPv6(v6)
+        builder.nodes.append(contentsOf: repeatElement(0, count: NodeSearch.sectionSlack))
         guard builder.nodes.count / 4 < Int(TrieFormat.nodeFlag) else {
             throw TrieWriteError(description: "the nodes section exceeds the format's 8 GiB limit")
         }

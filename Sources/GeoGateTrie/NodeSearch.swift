@@ -1,0 +1,117 @@
+/// How a node's sorted 16-bit run starts are searched, and the separator layers
+/// that make large nodes fast.
+///
+/// Keys are compared 16 at a time (one 32-byte block): the answer "last key <= x"
+/// is the count of keys <= x, minus one. A node of up to `linearLimit` keys is
+/// counted block by block (independent loads, no dependent chain). A larger node
+/// carries an S+-tree above its keys: layer 1 holds, for each group of 17 key
+/// blocks, the first keys of blocks 2...17 (16 separators, one block); layer 2 does
+/// the same over layer 1, and so on until one block. A lookup reads one block per
+/// layer instead of doing ~log2(n) dependent binary-search steps, which is what
+/// made IPv6 lookups in the large RIPE nodes slow. Unused separator lanes hold
+/// 0xFFFF; the child number is clamped so they can never lead out of range.
+public enum NodeSearch {
+    public static let blockKeys = 16
+    public static let fanOut = 17
+    public static let linearLimit = 64
+    /// Bytes the nodes section carries after its last node, so a 32-byte block read
+    /// at the last keys never leaves the section.
+    public static let sectionSlack = 32
+
+    /// Blocks per layer, bottom (the keys themselves) first.
+    @inlinable
+    public static func layerBlocks(count n: Int) -> [Int] {
+        var layers = [(n + blockKeys - 1) / blockKeys]
+        if n <= linearLimit { return layers }
+        while layers.last! > 1 { layers.append((layers.last! + fanOut - 1) / fanOut) }
+        return layers
+    }
+
+    /// The number of separator layers above the keys.
+    @inlinable
+    public static func upperLayers(count n: Int) -> Int { layerBlocks(count: n).count - 1 }
+
+    /// The separator blocks for sorted `keys`, top layer first (what the writer stores).
+    public static func separators(for keys: [UInt16]) -> [UInt16] {
+        let layers = layerBlocks(count: keys.count)
+        guard layers.count > 1 else { return [] }
+        // firstKeys[k][j] = the smallest key under block j of layer k.
+        var firstKeys: [[UInt16]] = [stride(from: 0, to: keys.count, by: blockKeys).map { keys[$0] }]
+        var stored: [[UInt16]] = []
+        for layer in 1..<layers.count {
+            let below = firstKeys[layer - 1]
+            var blocks: [UInt16] = []
+            var firsts: [UInt16] = []
+            for block in 0..<layers[layer] {
+                let firstChild = block * fanOut
+                firsts.append(below[firstChild])
+                for i in 1...blockKeys {
+                    let child = firstChild + i
+                    blocks.append(child < below.count ? below[child] : 0xFFFF)
+                }
+            }
+            stored.append(blocks)
+            firstKeys.append(firsts)
+        }
+        return stored.reversed().flatMap { $0 }
+    }
+
+    /// Keys <= x among the 16 at `p`, counting only the first `valid` lanes.
+    @inlinable @inline(__always)
+    static func countAtMost(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>, valid: Int) -> Int {
+        let keys = p.loadUnaligned(as: SIMD16<UInt16>.self)
+        let lanes = SIMD16<UInt16>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let hits = (keys .<= x) .& (lanes .< SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: valid)))
+        // Lanes of 0/1, summed without the (out-of-line) generic wrappedSum: add the
+        // four 64-bit words lane-wise, then one multiply adds the four 16-bit lanes.
+        let ones = unsafeBitCast(hits, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1)
+        let words = unsafeBitCast(ones, to: SIMD4<UInt64>.self)
+        let lanesSum = words[0] &+ words[1] &+ words[2] &+ words[3]
+        return Int(truncatingIfNeeded: (lanesSum &* 0x0001_0001_0001_0001) >> 48)
+    }
+
+    /// Byte offset of the keys within a node of n keys (after header and separators).
+    @inlinable
+    public static func keysOffset(count n: Int) -> Int {
+        8 + 32 * layerBlocks(count: n).dropFirst().reduce(0, +)
+    }
+
+    /// Index of the last key <= key in the node at `node` (keys[0] == 0), and the byte
+    /// offset of the node's values (right after its keys).
+    @inlinable @inline(__always)
+    static func search(_ node: UnsafeRawPointer, key: UInt16) -> (index: Int, values: Int) {
+        let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+        let upper = Int(node.load(fromByteOffset: 1, as: UInt8.self))
+        let x = SIMD16<UInt16>(repeating: key)
+        if upper == 0 {
+            let keys = node + 8
+            var count = 0
+            var block = 0
+            while block < n {
+                count &+= countAtMost(keys + block &* 2, x, valid: n &- block)
+                block &+= blockKeys
+            }
+            return (count &- 1, 8 &+ n &* 2)
+        }
+        // Blocks per layer, bottom first (at most 4 layers for 65,536 keys).
+        let l0 = (n &+ 15) >> 4
+        let l1 = (l0 &+ 16) / 17
+        let l2 = (l1 &+ 16) / 17
+        let l3 = (l2 &+ 16) / 17
+        var offset = 8
+        var block = 0
+        // Walk the separator layers from the top (layer `upper`) down to layer 1.
+        var layer = upper
+        while layer > 0 {
+            let here = layer == 3 ? l3 : (layer == 2 ? l2 : l1)
+            let below = layer == 3 ? l2 : (layer == 2 ? l1 : l0)
+            let c = countAtMost(node + (offset &+ block &* 32), x, valid: 16)
+            block = min(block &* 17 &+ c, below &- 1)
+            offset &+= here &* 32
+            layer &-= 1
+        }
+        let base = block &* 16
+        let index = base &+ countAtMost(node + (offset &+ base &* 2), x, valid: n &- base) &- 1
+        return (index, offset &+ n &* 2)
+    }
+}
