@@ -30,7 +30,9 @@ let package = Package(
                 dependencies: ["GeoGateCore", "CMaxMindDB", "CZlib", "CLZMA",
                                .product(name: "Crypto", package: "swift-crypto")]),
         // The trie file: builder, writer, mmap reader (Docs/FORMAT.md).
-        .target(name: "GeoGateTrie", dependencies: ["GeoGateCore", "CZlib"]),
+        .target(name: "GeoGateTrie", dependencies: ["GeoGateCore", "CZlib", "CGeoGateSupport"]),
+        // Header-only C helpers for the lookup hot path (a prefetch hint).
+        .target(name: "CGeoGateSupport"),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie",

@@ -1,22 +1,24 @@
+import CGeoGateSupport
+
 /// How a node's sorted 16-bit run starts are searched, and the separator layers
 /// that make large nodes fast.
 ///
-/// Keys are compared 16 at a time (one 32-byte block): the answer "last key <= x"
-/// is the count of keys <= x, minus one. A node of up to `linearLimit` keys is
-/// counted block by block (independent loads, no dependent chain). A larger node
-/// carries an S+-tree above its keys: layer 1 holds, for each group of 17 key
-/// blocks, the first keys of blocks 2...17 (16 separators, one block); layer 2 does
+/// Keys are compared 32 at a time (one 64-byte block, a cache line): the answer
+/// "last key <= x" is the count of keys <= x, minus one. A node of up to
+/// `linearLimit` keys is counted block by block (independent loads). A larger node
+/// carries an S+-tree above its keys: layer 1 holds, for each group of 33 key
+/// blocks, the first keys of blocks 2...33 (32 separators, one block); layer 2 does
 /// the same over layer 1, and so on until one block. A lookup reads one block per
 /// layer instead of doing ~log2(n) dependent binary-search steps, which is what
 /// made IPv6 lookups in the large RIPE nodes slow. Unused separator lanes hold
 /// 0xFFFF; the child number is clamped so they can never lead out of range.
 public enum NodeSearch {
-    public static let blockKeys = 16
-    public static let fanOut = 17
+    public static let blockKeys = 32
+    public static let fanOut = 33
     public static let linearLimit = 64
-    /// Bytes the nodes section carries after its last node, so a 32-byte block read
-    /// at the last keys never leaves the section.
-    public static let sectionSlack = 32
+    /// Bytes the nodes section carries after its last node, so a 64-byte block read
+    /// at the last keys (or values) never leaves the section.
+    public static let sectionSlack = 64
 
     /// Blocks per layer, bottom (the keys themselves) first.
     @inlinable
@@ -56,12 +58,19 @@ public enum NodeSearch {
         return stored.reversed().flatMap { $0 }
     }
 
-    /// Keys <= x among the 16 at `p`, counting only the first `valid` lanes.
+    /// Keys <= x among the 32 at `p`, counting only the first `valid` lanes.
     @inlinable @inline(__always)
     static func countAtMost(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>, valid: Int) -> Int {
+        countAtMost16(p, x, valid: valid) &+ countAtMost16(p + 32, x, valid: valid &- 16)
+    }
+
+    /// Keys <= x among the 16 at `p`, counting only the first `valid` lanes (valid may be <= 0).
+    @inlinable @inline(__always)
+    static func countAtMost16(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>, valid: Int) -> Int {
         let keys = p.loadUnaligned(as: SIMD16<UInt16>.self)
         let lanes = SIMD16<UInt16>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-        let hits = (keys .<= x) .& (lanes .< SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: valid)))
+        let limit = UInt16(truncatingIfNeeded: max(0, min(valid, 16)))
+        let hits = (keys .<= x) .& (lanes .< SIMD16<UInt16>(repeating: limit))
         // Lanes of 0/1, summed without the (out-of-line) generic wrappedSum: add the
         // four 64-bit words lane-wise, then one multiply adds the four 16-bit lanes.
         let ones = unsafeBitCast(hits, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1)
@@ -73,7 +82,7 @@ public enum NodeSearch {
     /// Byte offset of the keys within a node of n keys (after header and separators).
     @inlinable
     public static func keysOffset(count n: Int) -> Int {
-        8 + 32 * layerBlocks(count: n).dropFirst().reduce(0, +)
+        8 + 2 * blockKeys * layerBlocks(count: n).dropFirst().reduce(0, +)
     }
 
     /// Index of the last key <= key in the node at `node` (keys[0] == 0), and the byte
@@ -83,7 +92,10 @@ public enum NodeSearch {
         let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
         let upper = Int(node.load(fromByteOffset: 1, as: UInt8.self))
         let x = SIMD16<UInt16>(repeating: key)
+        // Bytes per value: leaves8 has 1, the others 2 (mixed32's 4 are rare enough).
+        let valueWidth = node.load(as: UInt8.self) == 1 ? 1 : 2
         if upper == 0 {
+            geogate_prefetch(node + (8 &+ n &* 2))
             let keys = node + 8
             var count = 0
             var block = 0
@@ -94,10 +106,10 @@ public enum NodeSearch {
             return (count &- 1, 8 &+ n &* 2)
         }
         // Blocks per layer, bottom first (at most 4 layers for 65,536 keys).
-        let l0 = (n &+ 15) >> 4
-        let l1 = (l0 &+ 16) / 17
-        let l2 = (l1 &+ 16) / 17
-        let l3 = (l2 &+ 16) / 17
+        let l0 = (n &+ 31) >> 5
+        let l1 = (l0 &+ 32) / 33
+        let l2 = (l1 &+ 32) / 33
+        let l3 = (l2 &+ 32) / 33
         var offset = 8
         var block = 0
         // Walk the separator layers from the top (layer `upper`) down to layer 1.
@@ -105,12 +117,13 @@ public enum NodeSearch {
         while layer > 0 {
             let here = layer == 3 ? l3 : (layer == 2 ? l2 : l1)
             let below = layer == 3 ? l2 : (layer == 2 ? l1 : l0)
-            let c = countAtMost(node + (offset &+ block &* 32), x, valid: 16)
-            block = min(block &* 17 &+ c, below &- 1)
-            offset &+= here &* 32
+            let c = countAtMost(node + (offset &+ block &* 64), x, valid: 32)
+            block = min(block &* 33 &+ c, below &- 1)
+            offset &+= here &* 64
             layer &-= 1
         }
-        let base = block &* 16
+        let base = block &* 32
+        geogate_prefetch(node + (offset &+ n &* 2 &+ base &* valueWidth))
         let index = base &+ countAtMost(node + (offset &+ base &* 2), x, valid: n &- base) &- 1
         return (index, offset &+ n &* 2)
     }

@@ -181,8 +181,10 @@ struct TrieValidator {
             case .leaves16, .mixed16: end = valuesStart + count * 2
             case .mixed32: end = ((valuesStart + 3) & ~3) + count * 4
             }
-            // Lookups read keys in whole 16-key blocks: those reads must stay in the section too.
-            let blockEnd = keysStart + (count + 15) / 16 * 32
+            // Lookups read keys and values in whole 32-entry blocks: those reads must
+            // stay in the section too.
+            let blocks = (count + NodeSearch.blockKeys - 1) / NodeSearch.blockKeys * NodeSearch.blockKeys
+            let blockEnd = max(keysStart + blocks * 2, valuesStart + blocks * (kind == .leaves8 ? 1 : 2))
             guard start + max(end, blockEnd) <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
             // Keys: start at 0, strictly increasing.
             var keys: [UInt16] = []

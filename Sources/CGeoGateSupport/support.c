@@ -1,0 +1,1 @@
+#include "geogate_support.h"
