@@ -1,0 +1,123 @@
+import Testing
+@testable import GeoGateCore
+@testable import GeoGateTrie
+
+/// A small but complete trie: both families, large nodes with separator layers,
+/// mixed nodes with children, countries past index 255.
+func smallTrieBytes() throws -> [UInt8] {
+    var rng = Random(state: 42)
+    let v4 = randomMap(family: .v4, count: 600, base: UInt128(0x0a00_0000), spanBits: 24, alignBits: 0, codes: allCodes, rng: &rng)
+    let v6 = randomMap(family: .v6, count: 400, base: UInt128(0x2001_0db8) << 96, spanBits: 64, alignBits: 24, codes: allCodes, rng: &rng)
+    return try TrieWriter.bytes(v4: v4, v6: v6, sources: [
+        .init(name: "a.csv", sha256: Array(repeating: 1, count: 32), storedSize: 3, format: "dbip-csv")], buildTime: 5)
+}
+
+/// Reads a file that passed validation in every way a user can: lookups across
+/// both families, metadata, export. None of it may crash or read out of bounds.
+func exercise(_ t: TrieFile) {
+    var rng = Random(state: 9)
+    var sink = 0
+    for _ in 0..<300 {
+        sink &+= Int(t.view.countryIndex(ipv4: UInt32(truncatingIfNeeded: rng.next())))
+        sink &+= Int(t.view.countryIndex(ipv6: UInt128(0x2001_0db8) << 96 | UInt128(rng.next())))
+        sink &+= Int(t.view.countryIndex(ipv6: rng.u128()))
+    }
+    sink &+= t.rangeMap(.v4).ranges.count &+ t.rangeMap(.v6).ranges.count &+ t.metadata.sources.count
+    _ = sink
+}
+
+func fixChecksum(_ bytes: inout [UInt8]) {
+    guard bytes.count >= 16 else { return }
+    let crc = TrieWriter.crc32Body(bytes)
+    for i in 0..<4 { bytes[12 + i] = UInt8(truncatingIfNeeded: crc >> UInt32(8 * i)) }
+}
+
+@Suite struct Corruption {
+    @Test func everyTruncationIsRejected() throws {
+        let bytes = try smallTrieBytes()
+        #expect(bytes.count > 200_000)  // includes the 256 KiB IPv4 root
+        #expect(throws: Never.self) { _ = try TrieFile(bytes: bytes) }
+        // Every length, including 0, validated in place (no copy per length): the
+        // reader sees exactly `length` bytes.
+        try bytes.withUnsafeBytes { buffer in
+            var accepted = 0
+            for length in 0..<bytes.count {
+                if (try? TrieFile(path: "cut", base: buffer.baseAddress!, size: length, release: { _, _ in })) != nil {
+                    accepted += 1
+                }
+            }
+            #expect(accepted == 0)
+            _ = try TrieFile(path: "whole", base: buffer.baseAddress!, size: bytes.count, release: { _, _ in })
+        }
+    }
+
+    @Test func truncationWithConsistentHeaderIsRejected() throws {
+        let bytes = try smallTrieBytes()
+        // Cut and make the header agree, so only the section checks can notice.
+        for length in stride(from: 64, to: bytes.count, by: 997) {
+            var cut = Array(bytes[0..<length])
+            withUnsafeBytes(of: UInt64(length).littleEndian) { for i in 0..<8 { cut[16 + i] = $0[i] } }
+            fixChecksum(&cut)
+            #expect(throws: TrieError.self) { _ = try TrieFile(bytes: cut) }
+        }
+    }
+
+    @Test func randomByteFlipsAreCaughtByTheChecksum() throws {
+        let bytes = try smallTrieBytes()
+        var rng = Random(state: 11)
+        for _ in 0..<1_000 {
+            var copy = bytes
+            let at = Int(rng.below(UInt64(copy.count)))
+            copy[at] ^= UInt8(1 + rng.below(255))
+            #expect(throws: TrieError.self) { _ = try TrieFile(bytes: copy) }
+        }
+    }
+
+    /// With the checksum recomputed, flips reach the structural checks: each file
+    /// must be rejected, or read safely everywhere. Flips aim at the structure
+    /// (header, section table, nodes, child table) as well as anywhere.
+    @Test func byteFlipsWithFixedChecksumNeverCrash() throws {
+        let bytes = try smallTrieBytes()
+        let clean = try TrieFile(bytes: bytes)
+        let nodes = clean.sections[.nodes]!, children = clean.sections[.childTable]!
+        var rng = Random(state: 12)
+        var rejected = 0, accepted = 0
+        for i in 0..<2_000 {
+            var copy = bytes
+            let at: Int
+            switch i % 4 {
+            case 0: at = Int(rng.below(UInt64(200)))                                       // header, table
+            case 1: at = nodes.offset + Int(rng.below(UInt64(nodes.length)))               // nodes
+            case 2: at = children.offset + Int(rng.below(UInt64(max(children.length, 1)))) // child table
+            default: at = Int(rng.below(UInt64(copy.count)))
+            }
+            copy[at] ^= UInt8(1 + rng.below(255))
+            fixChecksum(&copy)
+            if let t = try? TrieFile(bytes: copy) {
+                accepted += 1
+                exercise(t)
+            } else {
+                rejected += 1
+            }
+        }
+        // Most structural flips must be caught (values that stay in range, e.g. a
+        // country index changed to another valid one, are legitimately accepted).
+        #expect(rejected > 300)
+        #expect(accepted + rejected == 2_000)
+    }
+
+    @Test func rejectsWrongMagicAndVersion() throws {
+        var bytes = try smallTrieBytes()
+        bytes[0] = UInt8(ascii: "X")
+        #expect(throws: TrieError.self) { _ = try TrieFile(bytes: bytes) }
+        bytes = try smallTrieBytes()
+        bytes[8] = 2
+        fixChecksum(&bytes)
+        do {
+            _ = try TrieFile(bytes: bytes)
+            Issue.record("version 2 accepted")
+        } catch {
+            #expect(error.reason.contains("version 2"))
+        }
+    }
+}
