@@ -43,8 +43,8 @@ let package = Package(
                           path: "Benchmarks/GeoGateBench"),
 
         .testTarget(name: "GeoGateCoreTests", dependencies: ["GeoGateCore"]),
-        .testTarget(name: "GeoGateImportTests", dependencies: ["GeoGateImport", "GeoGateCore"]),
-        .testTarget(name: "GeoGateTrieTests",
-                    dependencies: ["GeoGateTrie", "GeoGateImport", "GeoGateCore", "CMaxMindDB"]),
+        .testTarget(name: "GeoGateImportTests",
+                    dependencies: ["GeoGateImport", "GeoGateCore", "GeoGateTrie", "CMaxMindDB"]),
+        .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore"]),
     ]
 )

@@ -8,8 +8,9 @@ import Glibc
 /// (MMDB_read_node) instead of looking addresses up, so every network is seen once.
 ///
 /// In an IPv6 database the IPv4 space is the subtree at ::/96; it becomes the IPv4
-/// family. The subtrees ::ffff:0:0/96 and 2002::/16 are aliases of it (GeoLite2
-/// builds them so) and are skipped. A record's country is `country.iso_code`,
+/// family. Any other record that points at that subtree's root node is an alias of
+/// it (GeoLite2 aliases ::ffff:0:0/96, 2001::/32 Teredo and 2002::/16 6to4) and is
+/// skipped, so the IPv4 data is not copied into IPv6 networks. A record's country is `country.iso_code`,
 /// else `registered_country.iso_code`.
 enum MMDBFile {
     static let metadataMarker: [UInt8] = [0xAB, 0xCD, 0xEF] + Array("MaxMind.com".utf8)
@@ -52,6 +53,8 @@ enum MMDBFile {
         /// data-section offset → country (nil: the record has none), so each record is decoded once.
         var countryByOffset: [UInt32: CountryCode?] = [:]
         let isIPv6: Bool
+        /// The node at ::/96 (the IPv4 tree) in an IPv6 database, if there is one.
+        var ipv4Root: UInt32?
 
         init(db: MMDB_s, file: SourceFile, options: ImportOptions) {
             self.db = db
@@ -64,6 +67,7 @@ enum MMDBFile {
             let nodeCount = Int(db.metadata.node_count)
             guard nodeCount > 0 else { throw corrupt("the search tree is empty") }
             // Explicit stack of (node, depth, prefix); each node is read once in a tree.
+            if isIPv6 { ipv4Root = try findIPv4Root() }
             var stack: [(node: UInt32, depth: Int, prefix: UInt128)] = [(0, 0, 0)]
             var visits = 0
             while let (nodeNumber, depth, prefix) = stack.popLast() {
@@ -77,9 +81,9 @@ enum MMDBFile {
                                                    (UInt128(0), node.left_record, node.left_record_type, node.left_record_entry)] {
                     let childDepth = depth + 1
                     let childPrefix = prefix | (bit << UInt128(bits - childDepth))
-                    if isIPv6 && isAlias(prefix: childPrefix, depth: childDepth) { continue }
                     switch Int32(type) {
                     case Int32(MMDB_RECORD_TYPE_SEARCH_NODE):
+                        if let v4 = ipv4Root, UInt32(record) == v4, !(childDepth == 96 && childPrefix == 0) { continue }
                         guard childDepth < bits else { throw corrupt("the search tree is deeper than \(bits) bits") }
                         stack.append((UInt32(record), childDepth, childPrefix))
                     case Int32(MMDB_RECORD_TYPE_EMPTY):
@@ -94,9 +98,17 @@ enum MMDBFile {
             }
         }
 
-        /// ::ffff:0:0/96 and 2002::/16, the aliases of the IPv4 subtree.
-        func isAlias(prefix: UInt128, depth: Int) -> Bool {
-            (depth == 96 && prefix == UInt128(0xffff) << 32) || (depth == 16 && prefix == UInt128(0x2002) << 112)
+        /// Follows 96 zero bits from the root: the node there is the IPv4 tree's root.
+        mutating func findIPv4Root() throws(ImportError) -> UInt32? {
+            var nodeNumber: UInt32 = 0
+            for _ in 0..<96 {
+                var node = MMDB_search_node_s()
+                let status = MMDB_read_node(&db, nodeNumber, &node)
+                guard status == MMDB_SUCCESS else { throw corrupt("node \(nodeNumber): \(String(cString: MMDB_strerror(status)))") }
+                guard Int32(node.left_record_type) == Int32(MMDB_RECORD_TYPE_SEARCH_NODE) else { return nil }
+                nodeNumber = UInt32(node.left_record)
+            }
+            return nodeNumber
         }
 
         mutating func emit(prefix: UInt128, depth: Int, bits: Int, country: CountryCode?) throws(ImportError) {
