@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages geogate builds, runs and tests with, if missing.
+# Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+    pkg-config          # finds the C libraries below
+    libmaxminddb-dev    # MMDB import (and the libmaxminddb reference in tests/benchmarks)
+    zlib1g-dev          # .gz inputs, trie checksum (CRC-32)
+    liblzma-dev         # .xz inputs
+    libmaxmind-db-writer-perl  # MaxMind's own MMDB writer: builds the test/benchmark reference MMDB
+    mmdb-bin            # mmdblookup, for checking by hand
+    perl gzip xz-utils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "geogate: installing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null; then
+    SUDO="sudo"
+else
+    echo "geogate: these packages are missing and I am not root: ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
