@@ -16,8 +16,8 @@ $bin compile -o out/countries.trie
 echo "==> geogate lookup --db out/countries.trie 81.2.69.160 8.8.8.8 2a02:8070::1 ::ffff:1.1.1.1 192.168.1.10" >&2
 $bin lookup --db out/countries.trie 81.2.69.160 8.8.8.8 2a02:8070::1 ::ffff:1.1.1.1 192.168.1.10
 
-echo "==> geogate export --db out/countries.trie --country CH --family 4 | head -5" >&2
-$bin export --db out/countries.trie --country CH --family 4 | head -5
+echo "==> geogate export --db out/countries.trie --country CH --family 4 (first 5)" >&2
+$bin export --db out/countries.trie --country CH --family 4 | sed -n 1,5p
 
 echo "==> geogate info --db out/countries.trie" >&2
 $bin info --db out/countries.trie
