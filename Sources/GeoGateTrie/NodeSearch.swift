@@ -58,6 +58,18 @@ public enum NodeSearch {
         return stored.reversed().flatMap { $0 }
     }
 
+    /// Separators <= x among the 32 at `p` (unused lanes hold 0xFFFF; callers clamp).
+    @inlinable @inline(__always)
+    static func countAtMost(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>) -> Int {
+        let low = p.loadUnaligned(as: SIMD16<UInt16>.self) .<= x
+        let high = p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self) .<= x
+        let ones = (unsafeBitCast(low, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1))
+            &+ (unsafeBitCast(high, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1))
+        let words = unsafeBitCast(ones, to: SIMD4<UInt64>.self)
+        let lanesSum = words[0] &+ words[1] &+ words[2] &+ words[3]
+        return Int(truncatingIfNeeded: (lanesSum &* 0x0001_0001_0001_0001) >> 48)
+    }
+
     /// Keys <= x among the 32 at `p`, counting only the first `valid` lanes.
     @inlinable @inline(__always)
     static func countAtMost(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>, valid: Int) -> Int {
@@ -117,7 +129,7 @@ public enum NodeSearch {
         while layer > 0 {
             let here = layer == 3 ? l3 : (layer == 2 ? l2 : l1)
             let below = layer == 3 ? l2 : (layer == 2 ? l1 : l0)
-            let c = countAtMost(node + (offset &+ block &* 64), x, valid: 32)
+            let c = countAtMost(node + (offset &+ block &* 64), x)
             block = min(block &* 33 &+ c, below &- 1)
             offset &+= here &* 64
             layer &-= 1

@@ -38,12 +38,13 @@ public struct TrieView: @unchecked Sendable {
     public func countryIndex(ipv6 address: UInt128) -> UInt16 {
         if address >> 32 == 0xffff { return countryIndex(ipv4: UInt32(truncatingIfNeeded: address)) }
         var slot = root6
-        var shift: UInt128 = 112
+        // The next 16 bits are always the top of `rest`: constant shifts only.
+        var rest = address
         while slot & TrieFormat.nodeFlag != 0 {
             let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
-            let (i, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: address >> shift))
+            let (i, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: rest >> 112))
             slot = valueSlot(node, i, values: values)
-            shift &-= 16
+            rest <<= 16
         }
         return UInt16(truncatingIfNeeded: slot)
     }
