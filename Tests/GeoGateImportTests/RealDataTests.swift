@@ -98,22 +98,7 @@ final class LibMaxMindDB {
     deinit { MMDB_close(&db) }
 
     func country(_ a: IPAddress) -> CountryCode? {
-        var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { raw in
-            if a.family == .v4 {
-                var sin = sockaddr_in()
-                sin.sin_family = sa_family_t(AF_INET)
-                sin.sin_addr.s_addr = UInt32(truncatingIfNeeded: a.value).bigEndian
-                withUnsafeBytes(of: sin) { raw.copyMemory(from: $0) }
-            } else {
-                var sin6 = sockaddr_in6()
-                sin6.sin6_family = sa_family_t(AF_INET6)
-                withUnsafeMutableBytes(of: &sin6.sin6_addr) { b in
-                    for i in 0..<16 { b[i] = UInt8(truncatingIfNeeded: a.value >> UInt128(8 * (15 - i))) }
-                }
-                withUnsafeBytes(of: sin6) { raw.copyMemory(from: $0) }
-            }
-        }
+        var storage = a.socketAddress
         var error: Int32 = 0
         var result = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(&db, $0, &error) }

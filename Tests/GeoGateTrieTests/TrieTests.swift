@@ -5,15 +5,11 @@ import Testing
 /// Every code the validator accepts: enough to push country indexes past 255.
 let allCodes: [CountryCode] = (CountryCode.assignedCodes + CountryCode.specialCodes.map(\.code)).map { CountryCode($0)! }
 
+/// Seeded sampling for reproducible property tests.
 struct Random {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: SplitMix64
+    init(state: UInt64) { generator = SplitMix64(seed: state) }
+    mutating func next() -> UInt64 { generator.next() }
     mutating func below(_ n: UInt64) -> UInt64 { next() % n }
     mutating func u128() -> UInt128 { UInt128(next()) << 64 | UInt128(next()) }
 }
