@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// The `geogate` executable built beside the test bundle.
+let geogateBinary: String = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("geogate").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return repositoryRoot + "/.build/release/geogate"
+}()
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: geogateBinary)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+                         stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// The CLI as a user drives it: exit statuses, messages, and the never-partial output.
+@Suite(.serialized) struct CommandLineInterface {
+    @Test func compileLookupExportInfo() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: geogateBinary), "build the geogate product first")
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let input = dir.write("sample.csv", "81.2.69.0,81.2.69.255,GB\n5.1.0.0,5.1.3.255,CH\n2001:620::,2001:627:ffff:ffff:ffff:ffff:ffff:ffff,CH\n")
+        let trie = dir.path + "/c.trie"
+        let compiled = try geogate(["compile", input, "-o", trie, "--build-time", "1700000000"])
+        #expect(compiled.status == 0, "\(compiled.stderr)")
+        #expect(compiled.stderr.contains("wrote \(trie)"))
+
+        let lookup = try geogate(["lookup", "--db", trie, "81.2.69.160", "::ffff:81.2.69.160", "2001:620::1", "10.0.0.1"])
+        #expect(lookup.status == 0)
+        #expect(lookup.stdout == "81.2.69.160 GB\n::ffff:81.2.69.160 GB\n2001:620::1 CH\n10.0.0.1 --\n")
+
+        let fromStdin = try geogate(["lookup", "--db", trie], stdin: "5.1.2.3\nnot-an-ip\n\n8.8.8.8\n")
+        #expect(fromStdin.stdout == "5.1.2.3 CH\n8.8.8.8 --\n")
+        #expect(fromStdin.stderr.contains("stdin:2: not an IP address: 'not-an-ip'"))
+        #expect(fromStdin.status == 1)
+
+        let export = try geogate(["export", "--db", trie, "--country", "ch"])
+        #expect(export.stdout == "5.1.0.0/22\n2001:620::/29\n")
+        let export6 = try geogate(["export", "--db", trie, "--country", "CH", "--family", "6"])
+        #expect(export6.stdout == "2001:620::/29\n")
+
+        let info = try geogate(["info", "--db", trie])
+        #expect(info.stdout.contains("built: 2023-11-14T22:13:20Z (1700000000)"))
+        #expect(info.stdout.contains("sample.csv dbip-csv"))
+        #expect(info.stdout.contains("ipv4: 2 ranges, 1280 addresses"))
+        #expect(info.stdout.contains("countries: 2"))
+    }
+
+    @Test func aFailedCompileLeavesTheOldFileUntouched() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let good = dir.write("good.csv", "1.0.0.0,1.0.0.255,AU\n")
+        let bad = dir.write("bad.csv", "1.0.0.0,1.0.0.255,AU\n2.0.0.0,2.0.0.255,UX\n")
+        let trie = dir.path + "/c.trie"
+        #expect(try geogate(["compile", good, "-o", trie]).status == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: trie))
+        let failed = try geogate(["compile", bad, "-o", trie])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("bad.csv:2: field 3: unknown country code 'UX'"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: trie)) == before)
+        // No temporary files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["bad.csv", "c.trie", "good.csv"])
+    }
+
+    @Test func aCorruptTrieIsAClearErrorWithStatus2() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let good = dir.write("good.csv", "1.0.0.0,1.0.0.255,AU\n")
+        let trie = dir.path + "/c.trie"
+        #expect(try geogate(["compile", good, "-o", trie]).status == 0)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: trie)))
+        bytes[bytes.count / 2] ^= 0x40
+        let corrupt = dir.write("corrupt.trie", bytes: bytes)
+        let result = try geogate(["lookup", "--db", corrupt, "1.0.0.1"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("corrupt.trie: checksum mismatch"))
+        let cut = dir.write("cut.trie", bytes: Array(bytes.prefix(1000)))
+        let truncated = try geogate(["info", "--db", cut])
+        #expect(truncated.status == 2)
+        #expect(truncated.stderr.contains("cut.trie: truncated"))
+        let missing = try geogate(["info", "--db", dir.path + "/none.trie"])
+        #expect(missing.status == 2 && missing.stderr.contains("cannot open"))
+    }
+
+    @Test func usageErrors() throws {
+        #expect(try geogate(["export", "--db", "x", "--country", "UX"]).status == 64)
+        #expect(try geogate(["compile", "-o", "/tmp/x", "--format", "nonsense"]).status == 64)
+        let help = try geogate(["--help"])
+        for verb in ["compile", "lookup", "info", "export"] { #expect(help.stdout.contains(verb)) }
+    }
+}
