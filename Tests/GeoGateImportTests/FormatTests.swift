@@ -190,3 +190,30 @@ import Testing
         #expect(importError(["/nonexistent/geoip"])?.contains("/nonexistent/geoip: cannot open") == true)
     }
 }
+
+@Suite struct SmallMMDB {
+    /// MaxMind's writer builds a small MMDB; geogate reads it plain, gzipped and xz'd
+    /// (DB-IP ships .mmdb.gz), with IPv4 from the ::/96 tree and the aliases skipped.
+    @Test func mmdbPlainAndCompressed() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let v4 = dir.write("geoip", "16777216,16777471,AU\n1358054656,1358055167,GB\n")  // 1.0.0.0/24, 80.241.0.0/23
+        let v6 = dir.write("geoip6", "2001:620::,2001:627:ffff:ffff:ffff:ffff:ffff:ffff,CH\n2a02:8070::,2a02:8070:ffff:ffff:ffff:ffff:ffff:ffff,DE\n")
+        let mmdb = dir.path + "/small.mmdb"
+        try #require(try run("/usr/bin/perl", [repositoryRoot + "/Scripts/make-mmdb.pl", mmdb, v4, v6]) == 0)
+        _ = try run("/bin/cp", [mmdb, dir.path + "/copy.mmdb"])
+        #expect(try run("/bin/gzip", ["-k", mmdb]) == 0)
+        #expect(try run("/usr/bin/xz", ["-k", dir.path + "/copy.mmdb"]) == 0)
+        let text = CountryDataset(sources: try SourceLoader.load(paths: [v4, v6]))
+        for path in [mmdb, mmdb + ".gz", dir.path + "/copy.mmdb.xz"] {
+            let sources = try SourceLoader.load(paths: [path])
+            #expect(sources.map(\.format) == [.mmdb], "\(path)")
+            let dataset = CountryDataset(sources: sources)
+            #expect(dataset.v4 == text.v4, "\(path)")
+            #expect(dataset.v6 == text.v6, "\(path)")
+        }
+        // No temporary inflated copies are left in /tmp.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("geogate-mmdb-") }
+        #expect(leftovers.isEmpty)
+    }
+}
