@@ -74,7 +74,8 @@ struct LookupBench: ParsableCommand {
                 print("  (and \(aliased) in 2001::/32 and 2002::/16, which the MMDB aliases to IPv4: expected)")
             }
         }
-        if sink == 42 { print("") }
+        // Printing the checksum keeps every lookup's result observable.
+        print("checksum: \(sink)")
     }
 }
 

@@ -81,7 +81,7 @@ public final class TrieFile: @unchecked Sendable {
 
     /// The metadata section, decoded (bounds were checked at open).
     public var metadata: TrieMetadata {
-        let (offset, length) = sections[.metadata]!
+        let offset = sections[.metadata]!.offset
         let m = base + offset
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: m.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: m.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
@@ -99,7 +99,6 @@ public final class TrieFile: @unchecked Sendable {
                                         storedSize: u64(r + 32),
                                         format: TrieFormat.formatIDs[format < TrieFormat.formatIDs.count ? format : 0]))
         }
-        _ = length
         return result
     }
 

@@ -93,7 +93,7 @@ struct TrieValidator {
     }
 
     func readCountries(_ section: (offset: Int, length: Int)) throws(Failure) -> [CountryCode] {
-        guard section.length % 2 == 0, section.length / 2 <= TrieFormat.maxCountries, section.length / 2 <= 0x7FFF else {
+        guard section.length % 2 == 0, section.length / 2 <= TrieFormat.maxCountries else {
             throw Failure(reason: "country table has a bad length (\(section.length))")
         }
         var codes: [CountryCode] = []
