@@ -49,30 +49,49 @@ struct TrieBuilder {
     /// The IPv4 root: one slot per /16.
     mutating func buildIPv4(_ map: RangeMap) -> [UInt32] {
         let b = Boundaries(map, countryIndex: countryIndex)
-        var root = [UInt32](repeating: 0, count: TrieFormat.ipv4RootSlots)
-        var k = 1  // next boundary after the one in force
-        var current = b.countries[0]
-        for top in 0..<TrieFormat.ipv4RootSlots {
-            let low = UInt128(top) << 16
-            let high = low + (1 << 16)
-            // A boundary exactly at `low` sets the country of this block.
+        return directSlots(b, firstLow: 0, count: TrieFormat.ipv4RootSlots, remainingBits: 16)
+    }
+
+    /// The IPv6 root: the tree outside 2000::/3, then one slot per /16 of 2000::/3.
+    mutating func buildIPv6(_ map: RangeMap) -> [UInt32] {
+        let directLow = TrieFormat.ipv6DirectTopBits << 125
+        let directHigh = directLow + (UInt128(1) << 125) - 1
+        // Outside 2000::/3: the map with that block cleared.
+        var outside: [AddressRange] = []
+        for r in map.ranges {
+            if r.start < directLow { outside.append(AddressRange(start: r.start, end: min(r.end, directLow - 1), country: r.country)) }
+            if r.end > directHigh { outside.append(AddressRange(start: max(r.start, directHigh + 1), end: r.end, country: r.country)) }
+        }
+        let rest = Boundaries(RangeMap(family: .v6, normalized: outside), countryIndex: countryIndex)
+        var slots = [subtree(rest, low: 0, remainingBits: 128, range: 1..<rest.starts.count, countryAtLow: rest.countries[0])]
+        let b = Boundaries(map, countryIndex: countryIndex)
+        slots += directSlots(b, firstLow: directLow, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
+        return slots
+    }
+
+    /// Slots for `count` consecutive blocks of 2^remainingBits addresses from `firstLow`.
+    mutating func directSlots(_ b: Boundaries, firstLow: UInt128, count: Int, remainingBits: Int) -> [UInt32] {
+        var slots = [UInt32](repeating: 0, count: count)
+        let size = UInt128(1) << UInt128(remainingBits)
+        // The boundary in force at firstLow, and the next one after it.
+        var k = 0
+        while k + 1 < b.starts.count && b.starts[k + 1] <= firstLow { k += 1 }
+        var current = b.countries[k]
+        k += 1
+        for i in 0..<count {
+            let low = firstLow + UInt128(i) * size
+            let high = low + size
             if k < b.starts.count && b.starts[k] == low {
                 current = b.countries[k]
                 k += 1
             }
             var end = k
             while end < b.starts.count && b.starts[end] < high { end += 1 }
-            root[top] = subtree(b, low: low, remainingBits: 16, range: k..<end, countryAtLow: current)
+            slots[i] = subtree(b, low: low, remainingBits: remainingBits, range: k..<end, countryAtLow: current)
             if end > k { current = b.countries[end - 1] }
             k = end
         }
-        return root
-    }
-
-    /// The IPv6 root slot.
-    mutating func buildIPv6(_ map: RangeMap) -> UInt32 {
-        let b = Boundaries(map, countryIndex: countryIndex)
-        return subtree(b, low: 0, remainingBits: 128, range: 1..<b.starts.count, countryAtLow: b.countries[0])
+        return slots
     }
 
     enum Value {

@@ -104,6 +104,24 @@ public final class TrieFile: @unchecked Sendable {
 
     /// The whole family as a range map, read back from the trie: what `export` prints.
     public func rangeMap(_ family: IPFamily) -> RangeMap {
+        if family == .v4 {
+            return RangeMap(family: .v4, normalized: runs(.v4, [(UInt32(littleEndian: view.root4[0]), 0)] +
+                (1..<TrieFormat.ipv4RootSlots).map { (UInt32(littleEndian: view.root4[$0]), UInt128($0) << 16) }, remainingBits: 16))
+        }
+        // Slot 0 covers all of IPv6 but answers nothing inside 2000::/3; the direct
+        // slots cover 2000::/3. Lay the second over the first.
+        let directLow = TrieFormat.ipv6DirectTopBits << 125
+        let outside = runs(.v6, [(UInt32(littleEndian: view.root6[0]), 0)], remainingBits: 128)
+            .filter { $0.end < directLow || $0.start >= directLow + (UInt128(1) << 125) }
+        let inside = runs(.v6, (0..<TrieFormat.ipv6DirectSlots).map {
+            (UInt32(littleEndian: view.root6[1 + $0]), directLow + UInt128($0) << 112)
+        }, remainingBits: 112, end: directLow + (UInt128(1) << 125) - 1)
+        return RangeMap(family: .v6, normalized: outside).overlaid(with: RangeMap(family: .v6, normalized: inside))
+    }
+
+    /// The runs with a country under consecutive subtrees (slot, first address), each of
+    /// 2^remainingBits addresses, up to `end` (default: the family's last address).
+    func runs(_ family: IPFamily, _ subtrees: [(UInt32, UInt128)], remainingBits: Int, end: UInt128? = nil) -> [AddressRange] {
         var ranges: [AddressRange] = []
         var openStart: UInt128 = 0
         var openCountry: UInt16 = 0
@@ -130,16 +148,10 @@ public final class TrieFile: @unchecked Sendable {
                      remainingBits: Int(shift))
             }
         }
-        if family == .v4 {
-            for top in 0..<TrieFormat.ipv4RootSlots {
-                walk(UInt32(littleEndian: view.root4[top]), low: UInt128(top) << 16, remainingBits: 16)
-            }
-        } else {
-            walk(view.root6, low: 0, remainingBits: 128)
-        }
+        for (slot, low) in subtrees { walk(slot, low: low, remainingBits: remainingBits) }
         if openCountry != 0 {
-            ranges.append(AddressRange(start: openStart, end: family.maxAddress, country: view.countryCode(index: openCountry)!))
+            ranges.append(AddressRange(start: openStart, end: end ?? family.maxAddress, country: view.countryCode(index: openCountry)!))
         }
-        return RangeMap(family: family, normalized: ranges)
+        return ranges
     }
 }

@@ -48,6 +48,14 @@ public enum TrieFormat {
     /// The IPv4 root indexes the first 16 bits directly.
     public static let ipv4RootBits = 16
     public static let ipv4RootSlots = 1 << 16
+    /// The IPv6 root: slot 0 is the tree for addresses outside 2000::/3 (its part
+    /// inside 2000::/3 holds no country and is never consulted); slots 1...8192 are
+    /// the /16s of 2000::/3, where all global unicast data lives, indexed directly.
+    public static let ipv6DirectSlots = 8192
+    public static let ipv6RootSlots = 1 + ipv6DirectSlots
+    /// The top three bits of 2000::/3.
+    public static let ipv6DirectTopBits: UInt128 = 1
+
     /// Every node consumes 16 bits.
     public static let strideBits = 16
 

@@ -47,7 +47,7 @@ struct TrieValidator {
         let root4 = sections[.ipv4Root]!
         guard root4.length == TrieFormat.ipv4RootSlots * 4 else { throw Failure(reason: "IPv4 root has \(root4.length) bytes, expected \(TrieFormat.ipv4RootSlots * 4)") }
         let root6 = sections[.ipv6Root]!
-        guard root6.length == 4 else { throw Failure(reason: "IPv6 root has \(root6.length) bytes, expected 4") }
+        guard root6.length == TrieFormat.ipv6RootSlots * 4 else { throw Failure(reason: "IPv6 root has \(root6.length) bytes, expected \(TrieFormat.ipv6RootSlots * 4)") }
         let nodes = sections[.nodes]!
         guard nodes.length % 4 == 0 else { throw Failure(reason: "nodes section length is not a multiple of 4") }
         let children = sections[.childTable]!
@@ -60,11 +60,14 @@ struct TrieValidator {
             try walker.check(slot: u32(root4.offset + top * 4), remainingBits: 16, context: "IPv4 root slot \(top)")
         }
         try walker.check(slot: u32(root6.offset), remainingBits: 128, context: "IPv6 root")
+        for i in 0..<TrieFormat.ipv6DirectSlots {
+            try walker.check(slot: u32(root6.offset + 4 + i * 4), remainingBits: 112, context: "IPv6 root slot for 2000::/3 block \(i)")
+        }
 
         let view = TrieView(countries: (base + sections[.countries]!.offset).assumingMemoryBound(to: UInt8.self),
                             countryCount: countries.count,
                             root4: (base + root4.offset).assumingMemoryBound(to: UInt32.self),
-                            root6: u32(root6.offset),
+                            root6: (base + root6.offset).assumingMemoryBound(to: UInt32.self),
                             nodes: base + nodes.offset,
                             childTable: (base + children.offset).assumingMemoryBound(to: UInt32.self))
         return Result(sections: sections, countries: countries, view: view)

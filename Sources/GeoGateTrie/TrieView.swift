@@ -6,12 +6,12 @@ public struct TrieView: @unchecked Sendable {
     @usableFromInline let countries: UnsafePointer<UInt8>
     @usableFromInline let countryCount: Int
     @usableFromInline let root4: UnsafePointer<UInt32>
-    @usableFromInline let root6: UInt32
+    @usableFromInline let root6: UnsafePointer<UInt32>
     @usableFromInline let nodes: UnsafeRawPointer
     @usableFromInline let childTable: UnsafePointer<UInt32>
 
     @usableFromInline
-    init(countries: UnsafePointer<UInt8>, countryCount: Int, root4: UnsafePointer<UInt32>, root6: UInt32,
+    init(countries: UnsafePointer<UInt8>, countryCount: Int, root4: UnsafePointer<UInt32>, root6: UnsafePointer<UInt32>,
          nodes: UnsafeRawPointer, childTable: UnsafePointer<UInt32>) {
         self.countries = countries
         self.countryCount = countryCount
@@ -37,9 +37,18 @@ public struct TrieView: @unchecked Sendable {
     @inlinable
     public func countryIndex(ipv6 address: UInt128) -> UInt16 {
         if address >> 32 == 0xffff { return countryIndex(ipv4: UInt32(truncatingIfNeeded: address)) }
-        var slot = root6
+        // 2000::/3 (all global unicast) starts at its /16 directly; the rest of the
+        // space goes through the tree in slot 0.
+        var slot: UInt32
+        var rest: UInt128
+        if address >> 125 == TrieFormat.ipv6DirectTopBits {
+            slot = UInt32(littleEndian: root6[1 &+ Int(truncatingIfNeeded: (address >> 112) & 0x1FFF)])
+            rest = address << 16
+        } else {
+            slot = UInt32(littleEndian: root6[0])
+            rest = address
+        }
         // The next 16 bits are always the top of `rest`: constant shifts only.
-        var rest = address
         while slot & TrieFormat.nodeFlag != 0 {
             let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
             let (i, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: rest >> 112))

@@ -74,7 +74,7 @@ public enum TrieWriter {
         var root4Bytes = ByteWriter()
         for slot in root4 { root4Bytes.appendLE(slot) }
         var root6Bytes = ByteWriter()
-        root6Bytes.appendLE(root6)
+        for slot in root6 { root6Bytes.appendLE(slot) }
         var childBytes = ByteWriter()
         for slot in builder.childTable { childBytes.appendLE(slot) }
         let sections: [(TrieFormat.Section, [UInt8])] = [
