@@ -125,8 +125,7 @@ final class MMDBReference {
         for i in 0..<addresses.count {
             let ours = view.countryCode(index: view.countryIndex(of: addresses[i]))?.rawValue ?? 0
             guard ours != lookup(i) else { continue }
-            let a = addresses[i]
-            if a.family == .v6 && (a.value >> 112 == 0x2002 || a.value >> 96 == 0x2001_0000) { aliased += 1 } else { other += 1 }
+            if addresses[i].isInIPv4TunnelPrefix { aliased += 1 } else { other += 1 }
         }
         return (aliased, other)
     }

@@ -53,6 +53,13 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         return IPAddress(family: .v4, value: value & 0xffff_ffff)
     }
 
+    /// True for IPv6 addresses in the tunnelling prefixes that embed an IPv4 address,
+    /// Teredo (2001::/32) and 6to4 (2002::/16). GeoLite2-style MMDBs alias these to
+    /// their IPv4 tree; geogate answers them from the data as given.
+    public var isInIPv4TunnelPrefix: Bool {
+        family == .v6 && (value >> 112 == 0x2002 || value >> 96 == 0x2001_0000)
+    }
+
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
         (a.family.rawValue, a.value) < (b.family.rawValue, b.value)
     }

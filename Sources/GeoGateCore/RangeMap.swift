@@ -65,6 +65,18 @@ public struct RangeMap: Sendable, Equatable {
         ranges.filter { $0.country == country }
     }
 
+    /// This map without the addresses [start, end]: ranges inside are dropped, ranges
+    /// that cross an edge are cut there.
+    public func removing(start: UInt128, end: UInt128) -> RangeMap {
+        var kept: [AddressRange] = []
+        kept.reserveCapacity(ranges.count)
+        for r in ranges {
+            if r.start < start { kept.append(AddressRange(start: r.start, end: min(r.end, start - 1), country: r.country)) }
+            if r.end > end { kept.append(AddressRange(start: max(r.start, end + 1), end: r.end, country: r.country)) }
+        }
+        return RangeMap(family: family, normalized: kept)
+    }
+
     /// This map with `newer` laid over it: where both have a country, `newer` wins.
     /// This is the merge rule for several inputs (a later input overrides an earlier one).
     public func overlaid(with newer: RangeMap) -> RangeMap {

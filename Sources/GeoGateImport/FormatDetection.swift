@@ -46,20 +46,11 @@ extension SourceFormat {
         if commas.count == 1 {
             // A network, an address or a start-end range; a bad prefix still means a
             // CIDR list, so the importer can say what is wrong with the line.
-            let address = text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text
-            let first = address.split(separator: "-", maxSplits: 1).first.map { String($0).trimmingCharacters(in: " ") } ?? address
+            let network = Substring(text).split(separator: "/", maxSplits: 1).first ?? Substring(text)
+            let first = (network.split(separator: "-", maxSplits: 1).first ?? network).trimmingQuotes
             if IPAddress(first) != nil { return .cidrList }
         }
         return nil
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return String(s)
     }
 }
 

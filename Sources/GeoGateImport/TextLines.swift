@@ -95,13 +95,6 @@ extension UnsafeBufferPointer where Element == UInt8 {
         return t.isEmpty || t[0] == UInt8(ascii: "#")
     }
 
-    func startsWith(_ prefix: String) -> Bool {
-        let p = Array(prefix.utf8)
-        guard count >= p.count else { return false }
-        for i in 0..<p.count where self[i] != p[i] { return false }
-        return true
-    }
-
     /// Parses an unsigned decimal integer (no sign, no blanks).
     var decimalValue: UInt64? {
         if isEmpty || count > 20 { return nil }

@@ -14,11 +14,12 @@ import CGeoGateSupport
 /// 0xFFFF; the child number is clamped so they can never lead out of range.
 public enum NodeSearch {
     public static let blockKeys = 32
-    public static let fanOut = 33
+    public static let fanOut = blockKeys + 1
+    public static let blockBytes = 2 * blockKeys
     public static let linearLimit = 64
     /// Bytes the nodes section carries after its last node, so a 64-byte block read
     /// at the last keys (or values) never leaves the section.
-    public static let sectionSlack = 64
+    public static let sectionSlack = blockBytes
 
     /// Blocks per layer, bottom (the keys themselves) first.
     @inlinable
@@ -63,11 +64,7 @@ public enum NodeSearch {
     static func countAtMost(_ p: UnsafeRawPointer, _ x: SIMD16<UInt16>) -> Int {
         let low = p.loadUnaligned(as: SIMD16<UInt16>.self) .<= x
         let high = p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self) .<= x
-        let ones = (unsafeBitCast(low, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1))
-            &+ (unsafeBitCast(high, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1))
-        let words = unsafeBitCast(ones, to: SIMD4<UInt64>.self)
-        let lanesSum = words[0] &+ words[1] &+ words[2] &+ words[3]
-        return Int(truncatingIfNeeded: (lanesSum &* 0x0001_0001_0001_0001) >> 48)
+        return sumOfLanes(ones(low) &+ ones(high))
     }
 
     /// Keys <= x among the 32 at `p`, counting only the first `valid` lanes.
@@ -82,11 +79,21 @@ public enum NodeSearch {
         let keys = p.loadUnaligned(as: SIMD16<UInt16>.self)
         let lanes = SIMD16<UInt16>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         let limit = UInt16(truncatingIfNeeded: max(0, min(valid, 16)))
-        let hits = (keys .<= x) .& (lanes .< SIMD16<UInt16>(repeating: limit))
-        // Lanes of 0/1, summed without the (out-of-line) generic wrappedSum: add the
-        // four 64-bit words lane-wise, then one multiply adds the four 16-bit lanes.
-        let ones = unsafeBitCast(hits, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1)
-        let words = unsafeBitCast(ones, to: SIMD4<UInt64>.self)
+        return sumOfLanes(ones((keys .<= x) .& (lanes .< SIMD16<UInt16>(repeating: limit))))
+    }
+
+    /// A mask as lanes of 0 or 1.
+    @inlinable @inline(__always)
+    static func ones(_ mask: SIMDMask<SIMD16<Int16>>) -> SIMD16<UInt16> {
+        unsafeBitCast(mask, to: SIMD16<UInt16>.self) & SIMD16<UInt16>(repeating: 1)
+    }
+
+    /// The sum of 16 small lanes (each sum must fit 16 bits), without the
+    /// out-of-line generic wrappedSum: add the four 64-bit words lane-wise, then one
+    /// multiply adds their four 16-bit lanes into the top one.
+    @inlinable @inline(__always)
+    static func sumOfLanes(_ v: SIMD16<UInt16>) -> Int {
+        let words = unsafeBitCast(v, to: SIMD4<UInt64>.self)
         let lanesSum = words[0] &+ words[1] &+ words[2] &+ words[3]
         return Int(truncatingIfNeeded: (lanesSum &* 0x0001_0001_0001_0001) >> 48)
     }
@@ -94,7 +101,7 @@ public enum NodeSearch {
     /// Byte offset of the keys within a node of n keys (after header and separators).
     @inlinable
     public static func keysOffset(count n: Int) -> Int {
-        8 + 2 * blockKeys * layerBlocks(count: n).dropFirst().reduce(0, +)
+        TrieFormat.nodeHeaderSize + blockBytes * layerBlocks(count: n).dropFirst().reduce(0, +)
     }
 
     /// Index of the last key <= key in the node at `node` (keys[0] == 0), and the byte
@@ -107,34 +114,36 @@ public enum NodeSearch {
         // Bytes per value: leaves8 has 1, the others 2 (mixed32's 4 are rare enough).
         let valueWidth = node.load(as: UInt8.self) == 1 ? 1 : 2
         if upper == 0 {
-            geogate_prefetch(node + (8 &+ n &* 2))
-            let keys = node + 8
+            let keysAt = TrieFormat.nodeHeaderSize
+            geogate_prefetch(node + (keysAt &+ n &* 2))
+            let keys = node + keysAt
             var count = 0
             var block = 0
             while block < n {
                 count &+= countAtMost(keys + block &* 2, x, valid: n &- block)
                 block &+= blockKeys
             }
-            return (count &- 1, 8 &+ n &* 2)
+            return (count &- 1, keysAt &+ n &* 2)
         }
         // Blocks per layer, bottom first (at most 4 layers for 65,536 keys).
-        let l0 = (n &+ 31) >> 5
-        let l1 = (l0 &+ 32) / 33
-        let l2 = (l1 &+ 32) / 33
-        let l3 = (l2 &+ 32) / 33
-        var offset = 8
+        // (The same sizes as layerBlocks(count:), computed without allocating.)
+        let l0 = (n &+ blockKeys &- 1) / blockKeys
+        let l1 = (l0 &+ fanOut &- 1) / fanOut
+        let l2 = (l1 &+ fanOut &- 1) / fanOut
+        let l3 = (l2 &+ fanOut &- 1) / fanOut
+        var offset = TrieFormat.nodeHeaderSize
         var block = 0
         // Walk the separator layers from the top (layer `upper`) down to layer 1.
         var layer = upper
         while layer > 0 {
             let here = layer == 3 ? l3 : (layer == 2 ? l2 : l1)
             let below = layer == 3 ? l2 : (layer == 2 ? l1 : l0)
-            let c = countAtMost(node + (offset &+ block &* 64), x)
-            block = min(block &* 33 &+ c, below &- 1)
-            offset &+= here &* 64
+            let c = countAtMost(node + (offset &+ block &* blockBytes), x)
+            block = min(block &* fanOut &+ c, below &- 1)
+            offset &+= here &* blockBytes
             layer &-= 1
         }
-        let base = block &* 32
+        let base = block &* blockKeys
         geogate_prefetch(node + (offset &+ n &* 2 &+ base &* valueWidth))
         let index = base &+ countAtMost(node + (offset &+ base &* 2), x, valid: n &- base) &- 1
         return (index, offset &+ n &* 2)

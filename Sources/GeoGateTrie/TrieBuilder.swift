@@ -54,18 +54,12 @@ struct TrieBuilder {
 
     /// The IPv6 root: the tree outside 2000::/3, then one slot per /16 of 2000::/3.
     mutating func buildIPv6(_ map: RangeMap) -> [UInt32] {
-        let directLow = TrieFormat.ipv6DirectTopBits << 125
-        let directHigh = directLow + (UInt128(1) << 125) - 1
-        // Outside 2000::/3: the map with that block cleared.
-        var outside: [AddressRange] = []
-        for r in map.ranges {
-            if r.start < directLow { outside.append(AddressRange(start: r.start, end: min(r.end, directLow - 1), country: r.country)) }
-            if r.end > directHigh { outside.append(AddressRange(start: max(r.start, directHigh + 1), end: r.end, country: r.country)) }
-        }
-        let rest = Boundaries(RangeMap(family: .v6, normalized: outside), countryIndex: countryIndex)
+        // Slot 0: the map with 2000::/3 cleared.
+        let outside = map.removing(start: TrieFormat.ipv6DirectFirst, end: TrieFormat.ipv6DirectLast)
+        let rest = Boundaries(outside, countryIndex: countryIndex)
         var slots = [subtree(rest, low: 0, remainingBits: 128, range: 1..<rest.starts.count, countryAtLow: rest.countries[0])]
         let b = Boundaries(map, countryIndex: countryIndex)
-        slots += directSlots(b, firstLow: directLow, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
+        slots += directSlots(b, firstLow: TrieFormat.ipv6DirectFirst, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
         return slots
     }
 

@@ -105,18 +105,18 @@ public final class TrieFile: @unchecked Sendable {
     /// The whole family as a range map, read back from the trie: what `export` prints.
     public func rangeMap(_ family: IPFamily) -> RangeMap {
         if family == .v4 {
-            return RangeMap(family: .v4, normalized: runs(.v4, [(UInt32(littleEndian: view.root4[0]), 0)] +
-                (1..<TrieFormat.ipv4RootSlots).map { (UInt32(littleEndian: view.root4[$0]), UInt128($0) << 16) }, remainingBits: 16))
+            return RangeMap(family: .v4, normalized: runs(.v4, (0..<TrieFormat.ipv4RootSlots).map {
+                (UInt32(littleEndian: view.root4[$0]), UInt128($0) << 16)
+            }, remainingBits: 16))
         }
-        // Slot 0 covers all of IPv6 but answers nothing inside 2000::/3; the direct
-        // slots cover 2000::/3. Lay the second over the first.
-        let directLow = TrieFormat.ipv6DirectTopBits << 125
-        let outside = runs(.v6, [(UInt32(littleEndian: view.root6[0]), 0)], remainingBits: 128)
-            .filter { $0.end < directLow || $0.start >= directLow + (UInt128(1) << 125) }
+        // Lookups consult slot 0 only outside 2000::/3 and the direct slots inside it:
+        // export exactly that.
+        let outside = RangeMap(family: .v6, normalized: runs(.v6, [(UInt32(littleEndian: view.root6[0]), 0)], remainingBits: 128))
+            .removing(start: TrieFormat.ipv6DirectFirst, end: TrieFormat.ipv6DirectLast)
         let inside = runs(.v6, (0..<TrieFormat.ipv6DirectSlots).map {
-            (UInt32(littleEndian: view.root6[1 + $0]), directLow + UInt128($0) << 112)
-        }, remainingBits: 112, end: directLow + (UInt128(1) << 125) - 1)
-        return RangeMap(family: .v6, normalized: outside).overlaid(with: RangeMap(family: .v6, normalized: inside))
+            (UInt32(littleEndian: view.root6[1 + $0]), TrieFormat.ipv6DirectFirst + UInt128($0) << 112)
+        }, remainingBits: 112, end: TrieFormat.ipv6DirectLast)
+        return outside.overlaid(with: RangeMap(family: .v6, normalized: inside))
     }
 
     /// The runs with a country under consecutive subtrees (slot, first address), each of

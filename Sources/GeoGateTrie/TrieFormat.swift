@@ -46,7 +46,6 @@ public enum TrieFormat {
 
     public static let nodeHeaderSize = 8
     /// The IPv4 root indexes the first 16 bits directly.
-    public static let ipv4RootBits = 16
     public static let ipv4RootSlots = 1 << 16
     /// The IPv6 root: slot 0 is the tree for addresses outside 2000::/3 (its part
     /// inside 2000::/3 holds no country and is never consulted); slots 1...8192 are
@@ -55,6 +54,9 @@ public enum TrieFormat {
     public static let ipv6RootSlots = 1 + ipv6DirectSlots
     /// The top three bits of 2000::/3.
     public static let ipv6DirectTopBits: UInt128 = 1
+    /// The first and last address of 2000::/3.
+    public static let ipv6DirectFirst = ipv6DirectTopBits << 125
+    public static let ipv6DirectLast = ipv6DirectFirst | (UInt128(1) << 125 - 1)
 
     /// Every node consumes 16 bits.
     public static let strideBits = 16

@@ -79,11 +79,6 @@ public struct TrieView: @unchecked Sendable {
 
     // MARK: Node access
 
-    @inlinable @inline(__always)
-    static func entryCount(_ node: UnsafeRawPointer) -> Int {
-        Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
-    }
-
     /// Entry i of a leaves8 or leaves16 node.
     @inlinable @inline(__always)
     static func leafValue(_ node: UnsafeRawPointer, _ i: Int, values: Int) -> UInt16 {

@@ -105,6 +105,25 @@ let sampleCodes = ["DE", "FR", "CH", "IT", "US"].map { CountryCode($0)! }
         }
     }
 
+    /// removing(start:end:) clears exactly that block on the naive model.
+    @Test func removingMatchesNaiveModel() throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var model = NaiveMap(size: 512)
+            var cursor = Int(rng.next() % 10)
+            while cursor < 500 {
+                let end = min(cursor + Int(rng.next() % 60), 511)
+                model.paint(cursor, end, sampleCodes[Int(rng.next() % UInt64(sampleCodes.count))])
+                cursor = end + 1 + Int(rng.next() % 20)
+            }
+            let map = RangeMap(family: .v4, normalized: model.ranges)
+            let a = Int(rng.next() % 512), b = Int(rng.next() % 512)
+            let (start, end) = (min(a, b), max(a, b))
+            for i in start...end { model.cells[i] = nil }
+            #expect(map.removing(start: UInt128(start), end: UInt128(end)).ranges == model.ranges)
+        }
+    }
+
     @Test func overlayAtTheTopOfTheAddressSpace() throws {
         let de = CountryCode("DE")!, fr = CountryCode("FR")!
         let older = RangeMap(family: .v6, normalized: [AddressRange(start: 0, end: .max, country: de)])
