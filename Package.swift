@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "GeoGateCoreTests", dependencies: ["GeoGateCore"]),
         .testTarget(name: "GeoGateImportTests",
                     dependencies: ["GeoGateImport", "GeoGateCore", "GeoGateTrie", "CMaxMindDB"]),
-        .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore"]),
+        .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
     ]
 )
