@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, reached through system-library targets.
@@ -22,6 +23,8 @@ let package = Package(
                        providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        // libipset's session API behind a small exit()-free C shim (variadic callbacks).
+        .target(name: "CIPSet", linkerSettings: [.linkedLibrary("ipset")]),
 
         // Addresses, prefixes, country codes, range maps, CIDR cover.
         .target(name: "GeoGateCore"),
@@ -33,9 +36,13 @@ let package = Package(
         .target(name: "GeoGateTrie", dependencies: ["GeoGateCore", "CZlib", "CGeoGateSupport"]),
         // Header-only C helpers for the lookup hot path (a prefetch hint).
         .target(name: "CGeoGateSupport"),
+        // Config and profiles: the one allow/deny precedence, as decisions and as set algebra.
+        .target(name: "GeoGatePolicy", dependencies: ["GeoGateCore", .product(name: "Yams", package: "Yams")]),
+        // Firewall sets: ipset and nft text, libipset loading, lockout protection.
+        .target(name: "GeoGateFirewall", dependencies: ["GeoGateCore", "GeoGatePolicy", "CIPSet"]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
-                          dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie",
+                          dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "GeoGateBench",
                           dependencies: ["GeoGateTrie", "GeoGateCore", "CMaxMindDB",
@@ -45,6 +52,9 @@ let package = Package(
         .testTarget(name: "GeoGateCoreTests", dependencies: ["GeoGateCore"]),
         .testTarget(name: "GeoGateImportTests",
                     dependencies: ["GeoGateImport", "GeoGateCore", "GeoGateTrie", "CMaxMindDB"]),
+        .testTarget(name: "GeoGatePolicyTests", dependencies: ["GeoGatePolicy", "GeoGateCore"]),
+        .testTarget(name: "GeoGateFirewallTests",
+                    dependencies: ["GeoGateFirewall", "GeoGatePolicy", "GeoGateTrie", "GeoGateCore"]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
     ]
 )

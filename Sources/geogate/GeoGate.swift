@@ -4,13 +4,13 @@ import ArgumentParser
 struct GeoGate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "geogate",
-        abstract: "Country IP filtering for Linux servers: compile country data into a compact trie, answer lookups, export networks.",
+        abstract: "Country IP filtering for Linux servers: compile country data into a compact trie, answer lookups, export networks, build firewall sets, decide addresses for profiles.",
         discussion: """
             Data flow: sources (MMDB, CSV, RIR stats, range files, CIDR lists) → `compile` → trie file → \
             `lookup`, `info`, `export`. See README.md and Docs/.
             """,
         version: "0.1.0",
-        subcommands: [Compile.self, Lookup.self, Info.self, Export.self]
+        subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self]
     )
 }
 

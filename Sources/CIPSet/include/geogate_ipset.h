@@ -1,0 +1,37 @@
+#ifndef GEOGATE_IPSET_H
+#define GEOGATE_IPSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// A small, exit()-free face of libipset's session API for geogate.
+///
+/// Why a C shim: the session's print callback is C-variadic (Swift cannot define
+/// one), and libipset's high-level `struct ipset` interface installs error handlers
+/// that call exit(), which must never happen inside geogate (or its daemon). Every
+/// function returns 0 on success and -1 on failure, with the kernel's or library's
+/// message in gg_ipset_error(). Families are 4 or 6; addresses are 16 bytes in
+/// network order (IPv4 in the first four).
+typedef struct gg_ipset gg_ipset;
+
+gg_ipset *gg_ipset_open(void);
+void gg_ipset_close(gg_ipset *ctx);
+const char *gg_ipset_error(const gg_ipset *ctx);
+
+/// 1 when the set exists, 0 when it does not, -1 on another error.
+int gg_ipset_exists(gg_ipset *ctx, const char *name);
+int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem);
+/// Queues an add; adds to one set are sent in batches, as `ipset restore` does.
+/// `sequence` (from 1) is echoed in the kernel's error for a bad entry.
+int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, uint32_t sequence);
+/// Sends queued adds.
+int gg_ipset_commit(gg_ipset *ctx);
+int gg_ipset_swap(gg_ipset *ctx, const char *from, const char *to);
+int gg_ipset_rename(gg_ipset *ctx, const char *from, const char *to);
+int gg_ipset_destroy(gg_ipset *ctx, const char *name);
+/// Lists a set in `ipset save` form into the output buffer.
+int gg_ipset_save(gg_ipset *ctx, const char *name);
+const char *gg_ipset_output(const gg_ipset *ctx, size_t *length);
+void gg_ipset_output_reset(gg_ipset *ctx);
+
+#endif

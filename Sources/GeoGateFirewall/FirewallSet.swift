@@ -1,0 +1,82 @@
+import GeoGateCore
+import GeoGatePolicy
+
+/// One firewall set: a name, a family and exactly the addresses it must match.
+public struct FirewallSet: Sendable {
+    public let name: String
+    public let family: IPFamily
+    public let addresses: AddressSet
+    /// The minimal CIDR cover of `addresses` (what ipset's hash:net stores).
+    public let cidrs: [CIDR]
+    /// Which profile (or "country XX") it comes from, for messages.
+    public let origin: String
+
+    public init(name: String, family: IPFamily, addresses: AddressSet, origin: String) {
+        self.name = name
+        self.family = family
+        self.addresses = addresses
+        self.cidrs = addresses.cidrs()
+        self.origin = origin
+    }
+
+    /// The temporary twin that is filled, then swapped with the live set.
+    public var temporaryName: String { name + GeoGateConfig.temporarySuffix }
+
+    /// Buckets: the next power of two at or above the entry count (load factor <= 1;
+    /// ipset grows the table itself beyond that).
+    public var hashSize: Int { max(1024, nextPowerOfTwo(cidrs.count)) }
+    /// At least twice the entries (room for data growth before the next apply), so
+    /// "Hash is full" cannot happen.
+    public var maxElements: Int { max(65536, nextPowerOfTwo(cidrs.count * 2)) }
+
+    private func nextPowerOfTwo(_ n: Int) -> Int {
+        var p = 1
+        while p < n { p <<= 1 }
+        return p
+    }
+}
+
+/// Turns a config and a country map into the sets `sets` prints and `apply` loads.
+public enum SetPlanner {
+    /// One set per family for each full-server profile (or only `profile`), plus,
+    /// with `perCountry`, one set per family for each country in the data.
+    public static func plan(config: GeoGateConfig, maps: [IPFamily: RangeMap], profile: String?,
+                            perCountry: Bool) throws(PlanError) -> [FirewallSet] {
+        var chosen = config.profiles.filter { $0.scope == .fullServer }
+        if let profile {
+            guard let p = config.profile(named: profile) else {
+                throw PlanError("no profile \"\(profile)\" in \(config.path) (profiles: \(config.profiles.map(\.name).joined(separator: ", ")))")
+            }
+            guard p.scope == .fullServer else {
+                throw PlanError("profile \"\(profile)\" is web-only: it has no firewall set (the web login asks the daemon)")
+            }
+            chosen = [p]
+        }
+        var sets: [FirewallSet] = []
+        for p in chosen {
+            let policy = config.policy(p)
+            for family in IPFamily.allCases {
+                sets.append(FirewallSet(name: "\(p.setName)-v\(family == .v4 ? 4 : 6)", family: family,
+                                        addresses: policy.allowedSet(family, countries: maps[family]!),
+                                        origin: "profile \(p.name)"))
+            }
+        }
+        if perCountry {
+            for family in IPFamily.allCases {
+                var byCountry: [CountryCode: [AddressSet.Interval]] = [:]
+                for r in maps[family]!.ranges { byCountry[r.country, default: []].append(.init(first: r.start, last: r.end)) }
+                for (code, intervals) in byCountry.sorted(by: { $0.key < $1.key }) {
+                    sets.append(FirewallSet(name: "geogate-cc-\(code.description.lowercased())-v\(family == .v4 ? 4 : 6)",
+                                            family: family, addresses: AddressSet(family: family, intervals: intervals),
+                                            origin: "country \(code)"))
+                }
+            }
+        }
+        return sets
+    }
+}
+
+public struct PlanError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,69 @@
+import CIPSet
+import GeoGateCore
+
+public struct IPSetError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The kernel's ipsets through libipset (the CIPSet shim): one netlink session.
+public final class IPSetKernel {
+    private let ctx: OpaquePointer
+
+    public init() throws(IPSetError) {
+        guard let ctx = gg_ipset_open() else { throw IPSetError("cannot start a libipset session (out of memory)") }
+        self.ctx = ctx
+    }
+
+    deinit { gg_ipset_close(ctx) }
+
+    private func check(_ ret: Int32, _ what: String) throws(IPSetError) {
+        if ret < 0 { throw IPSetError("\(what): \(String(cString: gg_ipset_error(ctx)))") }
+    }
+
+    public func exists(_ name: String) throws(IPSetError) -> Bool {
+        let r = gg_ipset_exists(ctx, name)
+        try check(r, "ipset \(name)")
+        return r == 1
+    }
+
+    public func createHashNet(_ name: String, family: IPFamily, hashSize: Int, maxElements: Int) throws(IPSetError) {
+        try check(gg_ipset_create_hash_net(ctx, name, family == .v4 ? 4 : 6, UInt32(hashSize), UInt32(maxElements)),
+                  "creating ipset \(name)")
+    }
+
+    /// Adds every network (batched), then commits.
+    public func add(_ cidrs: [CIDR], to name: String) throws(IPSetError) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for (i, cidr) in cidrs.enumerated() {
+            let width = cidr.family == .v4 ? 4 : 16
+            for b in 0..<width {
+                bytes[b] = UInt8(truncatingIfNeeded: cidr.address >> UInt128(8 * (width - 1 - b)))
+            }
+            let r = gg_ipset_add_net(ctx, name, cidr.family == .v4 ? 4 : 6, bytes, UInt8(cidr.prefixLength), UInt32(i + 1))
+            try check(r, "adding \(cidr) to ipset \(name)")
+        }
+        try check(gg_ipset_commit(ctx), "adding to ipset \(name)")
+    }
+
+    public func swap(_ a: String, _ b: String) throws(IPSetError) { try check(gg_ipset_swap(ctx, a, b), "swapping ipsets \(a) and \(b)") }
+    public func rename(_ a: String, to b: String) throws(IPSetError) { try check(gg_ipset_rename(ctx, a, b), "renaming ipset \(a) to \(b)") }
+    public func destroy(_ name: String) throws(IPSetError) { try check(gg_ipset_destroy(ctx, name), "destroying ipset \(name)") }
+
+    /// The networks in a set, read back from the kernel (`ipset save` form).
+    public func members(of name: String) throws(IPSetError) -> [CIDR] {
+        gg_ipset_output_reset(ctx)
+        try check(gg_ipset_save(ctx, name), "listing ipset \(name)")
+        var length = 0
+        let p = gg_ipset_output(ctx, &length)!
+        let text = String(decoding: UnsafeRawBufferPointer(start: p, count: length), as: UTF8.self)
+        gg_ipset_output_reset(ctx)
+        var out: [CIDR] = []
+        for line in text.split(separator: "\n") where line.hasPrefix("add ") {
+            let parts = line.split(separator: " ")
+            guard parts.count >= 3, let cidr = CIDR(parts[2]) else { continue }
+            out.append(cidr)
+        }
+        return out
+    }
+}

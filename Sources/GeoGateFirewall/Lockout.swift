@@ -1,0 +1,64 @@
+import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The peers of established incoming TCP connections (SSH, web...) from
+/// /proc/net/tcp and tcp6 of this network namespace: those a new set must keep
+/// letting in, or `apply` would cut the admin off.
+public enum Lockout {
+    public struct Connection: Sendable, CustomStringConvertible {
+        public let peer: IPAddress
+        public let peerPort: Int
+        public let localPort: Int
+        public var description: String {
+            "\(peer.family == .v6 ? "[\(peer)]" : "\(peer)"):\(peerPort) -> local port \(localPort)"
+        }
+    }
+
+    /// Established connections whose local port is a listening port.
+    public static func incomingConnections(procNet: String = "/proc/net") -> [Connection] {
+        var entries: [(state: Int, local: (IPAddress, Int), remote: (IPAddress, Int))] = []
+        for (file, family) in [("tcp", IPFamily.v4), ("tcp6", IPFamily.v6)] {
+            guard let text = readSmallFile("\(procNet)/\(file)") else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: " ")
+                guard f.count > 3, let local = endpoint(f[1], family), let remote = endpoint(f[2], family),
+                      let state = Int(f[3], radix: 16) else { continue }
+                entries.append((state, local, remote))
+            }
+        }
+        let listening = Set(entries.filter { $0.state == 0x0A }.map { $0.local.1 })
+        return entries.filter { $0.state == 0x01 && listening.contains($0.local.1) }
+            .map { Connection(peer: $0.remote.0.unmappedIPv4 ?? $0.remote.0, peerPort: $0.remote.1, localPort: $0.local.1) }
+    }
+
+    /// "0100007F:0016": the address as 1 (IPv4) or 4 (IPv6) hex words, then the port.
+    static func endpoint(_ text: Substring, _ family: IPFamily) -> (IPAddress, Int)? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1], radix: 16) else { return nil }
+        let hex = parts[0]
+        let words = stride(from: 0, to: hex.count, by: 8).compactMap { i -> UInt32? in
+            let start = hex.index(hex.startIndex, offsetBy: i)
+            // The kernel prints each 32-bit word of the network-order bytes as a host integer.
+            return UInt32(hex[start..<hex.index(start, offsetBy: 8)], radix: 16).map { UInt32(bigEndian: $0) }
+        }
+        guard words.count == (family == .v4 ? 1 : 4) else { return nil }
+        var value: UInt128 = 0
+        for w in words { value = value << 32 | UInt128(w) }
+        return (IPAddress(family: family, value: value), port)
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

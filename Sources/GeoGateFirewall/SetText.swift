@@ -1,0 +1,46 @@
+import GeoGateCore
+
+/// `ipset restore` text that replaces each set atomically: the live set is created
+/// first if missing (so a mismatch stops the restore before anything changed), a
+/// temporary twin is filled, swapped with the live set, and destroyed. `ipset
+/// restore` runs the lines as one batch; the live set is never empty or partial.
+public enum IPSetText {
+    public static func render(_ sets: [FirewallSet], into out: inout String) {
+        for set in sets {
+            let family = set.family == .v4 ? "inet" : "inet6"
+            let create = "hash:net family \(family) hashsize \(set.hashSize) maxelem \(set.maxElements)"
+            out += "create \(set.name) \(create) -exist\n"
+            out += "create \(set.temporaryName) \(create) -exist\n"
+            out += "flush \(set.temporaryName)\n"
+            for cidr in set.cidrs { out += "add \(set.temporaryName) \(cidr)\n" }
+            out += "swap \(set.temporaryName) \(set.name)\n"
+            out += "destroy \(set.temporaryName)\n"
+        }
+    }
+}
+
+/// `nft -f` text: one transaction that creates the `inet geogate` table and each
+/// interval set if missing, flushes and refills them. nft applies a file all or
+/// nothing, so rules using the sets never see them empty or partial. Elements are
+/// the exact ranges (nft interval sets store ranges natively).
+public enum NFTText {
+    public static let table = "geogate"
+
+    public static func render(_ sets: [FirewallSet], into out: inout String) {
+        out += "add table inet \(table)\n"
+        for set in sets {
+            let type = set.family == .v4 ? "ipv4_addr" : "ipv6_addr"
+            out += "add set inet \(table) \(set.name) { type \(type); flags interval; }\n"
+            out += "flush set inet \(table) \(set.name)\n"
+            var line = 0
+            for interval in set.addresses.intervals {
+                if line == 0 { out += "add element inet \(table) \(set.name) { " } else { out += ", " }
+                let first = IPAddress.format(interval.first, family: set.family)
+                out += interval.first == interval.last ? first : "\(first)-\(IPAddress.format(interval.last, family: set.family))"
+                line += 1
+                if line == 1000 { out += " }\n"; line = 0 }
+            }
+            if line > 0 { out += " }\n" }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+import GeoGateCore
+import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A config error: the file, the line (when the YAML parser knows it) and the key
+/// path, e.g. `geogate.conf:12: profiles.full.allow-countries[2]: unknown country code "XX"`.
+public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let path: String
+    public let line: Int?
+    public let key: String
+    public let message: String
+
+    public var description: String {
+        "\(path)\(line.map { ":\($0)" } ?? ""): \(key.isEmpty ? "" : "\(key): ")\(message)"
+    }
+}
+
+/// The admin's config file (YAML, parsed by Yams): trusted networks and profiles.
+/// Unknown keys are errors, not ignored: a typo in a firewall config must not
+/// silently change what is let in. The full example is Data/geogate.conf.
+public struct GeoGateConfig: Sendable {
+    public let path: String
+    public let trusted: TrustedNetworks
+    /// In file order.
+    public let profiles: [Profile]
+    /// `database:`, the trie file, when the config names it.
+    public let database: String?
+
+    /// ipset's limit is 31 characters; the temporary set adds `temporarySuffix`.
+    public static let maxSetNameLength = 31
+    public static let temporarySuffix = "-n"
+
+    public func profile(named name: String) -> Profile? { profiles.first { $0.name == name } }
+
+    public func policy(_ profile: Profile) -> Policy { Policy(profile: profile, trusted: trusted) }
+
+    public static func load(path: String) throws(ConfigError) -> GeoGateConfig {
+        guard let f = fopen(path, "r") else {
+            throw ConfigError(path: path, line: nil, key: "", message: "cannot read: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+            if bytes.count > 4 << 20 { throw ConfigError(path: path, line: nil, key: "", message: "larger than 4 MiB") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text")
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> GeoGateConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(path: path, line: nil, key: "", message: "empty config: at least one profile is needed")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(path: path, line: yamlLine(error), key: "", message: yamlMessage(error))
+        } catch {
+            throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
+        }
+        var reader = Reader(path: path)
+        return try reader.config(root)
+    }
+
+    static func yamlLine(_ error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        default: return nil
+        }
+    }
+
+    static func yamlMessage(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+             .composer(let context, let problem, _, _):
+            return "YAML: \(problem)\(context.map { " \($0.text)" } ?? "")"
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "\"\($0)\"" }.joined(separator: ", "))"
+        default:
+            return "YAML: \(error)"
+        }
+    }
+}
+
+/// Walks the YAML nodes, keeping the key path and line for each error.
+private struct Reader {
+    let path: String
+
+    func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
+        ConfigError(path: path, line: node?.mark?.line, key: key, message: message)
+    }
+
+    func mapping(_ node: Node, _ key: String, allowed: Set<String>) throws(ConfigError) -> [(String, Node, Node)] {
+        guard case .mapping(let m) = node else { throw fail(node, key, "expected a mapping (key: value lines)") }
+        var out: [(String, Node, Node)] = []
+        for (k, v) in m {
+            guard let name = k.scalar?.string else { throw fail(k, key, "keys must be plain names") }
+            let full = key.isEmpty ? name : "\(key).\(name)"
+            guard allowed.contains(name) else {
+                throw fail(k, full, "unknown key (known here: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            out.append((name, k, v))
+        }
+        return out
+    }
+
+    func string(_ node: Node, _ key: String) throws(ConfigError) -> String {
+        guard let s = node.scalar?.string, !s.isEmpty else { throw fail(node, key, "expected a value") }
+        return s
+    }
+
+    func bool(_ node: Node, _ key: String) throws(ConfigError) -> Bool {
+        switch try string(node, key).lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw fail(node, key, "expected true or false, not \"\(other)\"")
+        }
+    }
+
+    /// A list; a single scalar counts as a list of one.
+    func list(_ node: Node, _ key: String) throws(ConfigError) -> [(Node, String)] {
+        if case .scalar = node { return [(node, key)] }
+        guard case .sequence(let s) = node else { throw fail(node, key, "expected a list, like [a, b]") }
+        return s.enumerated().map { ($0.element, "\(key)[\($0.offset)]") }
+    }
+
+    func networks(_ node: Node, _ key: String) throws(ConfigError) -> [CIDR] {
+        var out: [CIDR] = []
+        for (item, itemKey) in try list(node, key) {
+            let text = try string(item, itemKey)
+            var bytes = Array(text.utf8)
+            let parsed = bytes.withUnsafeMutableBufferPointer { CIDR.parse(UnsafeBufferPointer($0)) }
+            switch parsed {
+            case .success(let cidr): out.append(cidr)
+            case .failure(.badAddress): throw fail(item, itemKey, "\"\(text)\" is not an IP address or network")
+            case .failure(.badPrefixLength): throw fail(item, itemKey, "\"\(text)\": bad prefix length")
+            case .failure(.hostBitsSet): throw fail(item, itemKey, "\"\(text)\": host bits set after the prefix")
+            }
+        }
+        return out
+    }
+
+    func countries(_ node: Node, _ key: String) throws(ConfigError) -> Set<CountryCode> {
+        var out = Set<CountryCode>()
+        for (item, itemKey) in try list(node, key) {
+            let text = try string(item, itemKey)
+            guard let code = CountryCode(text.uppercased()) else {
+                throw fail(item, itemKey, "unknown country code \"\(text)\" (ISO 3166-1 alpha-2, or a documented special code)")
+            }
+            out.insert(code)
+        }
+        return out
+    }
+
+    mutating func config(_ root: Node) throws(ConfigError) -> GeoGateConfig {
+        var trusted = TrustedNetworks.defaults
+        var profiles: [Profile] = []
+        var database: String?
+        var profilesNode: Node?
+        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database"]) {
+            switch name {
+            case "database": database = try string(value, name)
+            case "trusted":
+                var useDefaults = true
+                var extra: [CIDR] = []
+                for (k, _, v) in try mapping(value, "trusted", allowed: ["defaults", "networks"]) {
+                    if k == "defaults" { useDefaults = try bool(v, "trusted.defaults") } else { extra = try networks(v, "trusted.networks") }
+                }
+                trusted = (useDefaults ? TrustedNetworks.defaults : []) + extra
+            default:
+                profilesNode = value
+                for (profileName, keyNode, body) in try profileEntries(value) {
+                    profiles.append(try profile(profileName, keyNode, body))
+                }
+            }
+        }
+        guard !profiles.isEmpty else { throw fail(profilesNode ?? root, "profiles", "at least one profile is needed") }
+        var setNames: [String: String] = [:]
+        for p in profiles where p.scope == .fullServer {
+            if let other = setNames[p.setName] {
+                throw fail(nil, "profiles.\(p.name).set-name", "set name \"\(p.setName)\" is also used by profile \(other)")
+            }
+            setNames[p.setName] = p.name
+        }
+        return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database)
+    }
+
+    func profileEntries(_ node: Node) throws(ConfigError) -> [(String, Node, Node)] {
+        guard case .mapping(let m) = node else { throw fail(node, "profiles", "expected a mapping of profile names") }
+        return m.map { ($0.key.scalar?.string ?? "", $0.key, $0.value) }
+    }
+
+    func profile(_ name: String, _ keyNode: Node, _ body: Node) throws(ConfigError) -> Profile {
+        let key = "profiles.\(name)"
+        guard !name.isEmpty, name.count <= 20,
+              name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) else {
+            throw fail(keyNode, key, "a profile name is 1-20 characters of a-z, 0-9, - and _")
+        }
+        var scope: Scope?
+        var allowCountries: Set<CountryCode>?
+        var denyCountries: Set<CountryCode>?
+        var allowNetworks: [CIDR] = []
+        var blockNetworks: [CIDR] = []
+        var noCountry = Verdict.deny
+        var setName = "geogate-\(name)"
+        var setNameNode: Node?
+        var confirmEmpty = false
+        let known: Set<String> = ["scope", "allow-countries", "deny-countries", "allow-networks", "block-networks",
+                                  "no-country", "set-name", "confirm-empty"]
+        for (k, kNode, v) in try mapping(body, key, allowed: known) {
+            let full = "\(key).\(k)"
+            switch k {
+            case "scope":
+                let text = try string(v, full)
+                guard let s = Scope(rawValue: text) else { throw fail(v, full, "\"\(text)\" is not full-server or web-only") }
+                scope = s
+            case "allow-countries": allowCountries = try countries(v, full)
+            case "deny-countries": denyCountries = try countries(v, full)
+            case "allow-networks": allowNetworks = try networks(v, full)
+            case "block-networks": blockNetworks = try networks(v, full)
+            case "no-country":
+                let text = try string(v, full)
+                guard let verdict = Verdict(rawValue: text) else { throw fail(v, full, "\"\(text)\" is not allow or deny") }
+                noCountry = verdict
+            case "set-name":
+                setName = try string(v, full)
+                setNameNode = v
+            default:
+                _ = kNode
+                confirmEmpty = try bool(v, full)
+            }
+        }
+        guard let scope else { throw fail(body, "\(key).scope", "missing: full-server or web-only") }
+        let mode: CountryMode
+        let countries: Set<CountryCode>
+        switch (allowCountries, denyCountries) {
+        case (let a?, nil): mode = .allowlist; countries = a
+        case (nil, let d?): mode = .blocklist; countries = d
+        case (nil, nil): throw fail(body, key, "needs allow-countries (allowlist) or deny-countries (blocklist)")
+        case (.some, .some): throw fail(body, key, "has both allow-countries and deny-countries; pick one mode")
+        }
+        for net in allowNetworks where blockNetworks.contains(net) {
+            throw fail(body, "\(key).block-networks", "\(net) is also in allow-networks")
+        }
+        // A profile that can let nobody in (but trusted networks) locks everyone out.
+        if mode == .allowlist && countries.isEmpty && allowNetworks.isEmpty && noCountry == .deny && !confirmEmpty {
+            throw fail(body, key, "allows no country and no network: everyone but trusted networks would be denied (set confirm-empty: true if that is intended)")
+        }
+        if scope == .fullServer {
+            let longest = setName.count + "-v4".count + GeoGateConfig.temporarySuffix.count
+            guard longest <= GeoGateConfig.maxSetNameLength else {
+                throw fail(setNameNode ?? keyNode, setNameNode == nil ? key : "\(key).set-name",
+                           "set name \"\(setName)-v4\" with its temporary twin \"\(setName)-v4\(GeoGateConfig.temporarySuffix)\" is over ipset's \(GeoGateConfig.maxSetNameLength) characters")
+            }
+            guard setName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x27 }) else {
+                throw fail(setNameNode ?? keyNode, "\(key).set-name", "use printable characters without spaces or quotes")
+            }
+        }
+        return Profile(name: name, scope: scope, mode: mode, countries: countries, allowNetworks: allowNetworks,
+                       blockNetworks: blockNetworks, noCountry: noCountry, setName: setName)
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import GeoGateCore
+import GeoGateFirewall
+import GeoGatePolicy
+import GeoGateTrie
+
+/// `--config FILE`, plus `--db FILE` (default: the config's `database:`).
+struct PolicyOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The config file (profiles, trusted networks).", valueName: "FILE"))
+    var config: String
+
+    @Option(help: ArgumentHelp("The trie file (default: the config's database).", valueName: "FILE"))
+    var db: String?
+
+    /// Loads the config (a bad one: message and exit 2) and the trie it is used with.
+    func load() throws -> (GeoGateConfig, TrieFile) {
+        let cfg: GeoGateConfig
+        do { cfg = try GeoGateConfig.load(path: config) } catch {
+            printError("geogate: \(error)")
+            throw ExitCode(2)
+        }
+        guard let path = db ?? cfg.database else {
+            printError("geogate: no trie file: give --db FILE or set database: in \(config)")
+            throw ExitCode(2)
+        }
+        return (cfg, try openTrie(path))
+    }
+}
+
+/// Plans the sets; a bad profile choice is a message and exit 2.
+func planSets(_ cfg: GeoGateConfig, _ trie: TrieFile, profile: String?, perCountry: Bool) throws -> [FirewallSet] {
+    do {
+        return try SetPlanner.plan(config: cfg, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
+                                   profile: profile, perCountry: perCountry)
+    } catch {
+        printError("geogate: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+struct Sets: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the firewall sets of the full-server profiles as `ipset restore` or `nft -f` text.",
+        discussion: """
+            One set per profile and family, named <set-name>-v4 / -v6 (set-name defaults to geogate-<profile>), \
+            holding exactly the allowed addresses: trusted networks, then the most specific allow/block network, \
+            then the country rule, then the no-country verdict. ipset text replaces each set atomically (temporary \
+            set, swap, destroy): `geogate sets ... --format ipset | ipset restore`. nft text is one transaction on \
+            table inet geogate: `geogate sets ... --format nft | nft -f -`.
+            """)
+
+    @OptionGroup var options: PolicyOptions
+
+    @Option(help: "Only this profile.") var profile: String?
+
+    @Option(help: ArgumentHelp("ipset or nft.", valueName: "FORMAT")) var format: String
+
+    @Flag(help: "Also one set per country and family (geogate-cc-<cc>-v4/-v6), for rules of your own.")
+    var perCountry = false
+
+    func validate() throws {
+        guard format == "ipset" || format == "nft" else { throw ValidationError("--format is ipset or nft") }
+    }
+
+    func run() throws {
+        let (cfg, trie) = try options.load()
+        let sets = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
+        var text = ""
+        if format == "ipset" { IPSetText.render(sets, into: &text) } else { NFTText.render(sets, into: &text) }
+        var out = OutputBuffer()
+        out.write(text)
+        out.flush()
+    }
+}
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load the full-server sets into the kernel through libipset, atomically.",
+        discussion: """
+            Each set is filled as a temporary twin, swapped with the live set (rules that use it keep working) and \
+            the old contents destroyed; on any failure the live sets stay as they were. Before changing anything, \
+            apply checks the established incoming TCP connections (SSH, web) against the new sets and refuses, \
+            listing them, if one would be cut off, unless --force. Needs CAP_NET_ADMIN. Exit 0 applied, 1 refused \
+            or failed (nothing changed), 2 usage or bad config.
+            """)
+
+    @OptionGroup var options: PolicyOptions
+    @Option(help: "Only this profile.") var profile: String?
+    @Flag(help: "Print what would change per set (entries added/removed) and touch nothing.") var dryRun = false
+    @Flag(help: "Apply even if established connections would be cut off.") var force = false
+    @Flag(help: "Also one set per country and family.") var perCountry = false
+
+    func run() throws {
+        let (cfg, trie) = try options.load()
+        let sets = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
+        func failed(_ error: IPSetError) -> ExitCode {
+            printError("geogate: \(error)")
+            printError("geogate: the live sets were not changed")
+            return ExitCode(1)
+        }
+        let loader: SetLoader
+        let changes: [SetLoader.Change]
+        do {
+            loader = SetLoader(kernel: try IPSetKernel())
+            changes = try loader.changes(sets)
+        } catch { throw failed(error) }
+        for c in changes { print((dryRun ? "would change " : "") + c.description) }
+        let cut = SetLoader.lockouts(sets, connections: Lockout.incomingConnections())
+        if !cut.isEmpty {
+            let refusal = SetLoader.LockoutRefusal(cutOff: cut)
+            if !force {
+                printError("geogate: \(refusal)")
+                throw ExitCode(1)
+            }
+            printError("geogate: --force: applying although \(cut.count) established connection(s) will be cut off")
+        }
+        if dryRun { return }
+        do { try loader.load(sets) } catch { throw failed(error) }
+        print("applied \(sets.count) set\(sets.count == 1 ? "" : "s")")
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decide one address for a profile: exit 0 allowed, 1 denied, 2 error.",
+        discussion: "Prints `ALLOW|DENY <CC|--> <reason>`, the same answer the firewall sets and the daemon give.")
+
+    @OptionGroup var options: PolicyOptions
+    @Option(help: "The profile.") var profile: String
+    @Argument(help: "The address.") var address: String
+
+    func run() throws {
+        let (cfg, trie) = try options.load()
+        guard let p = cfg.profile(named: profile) else {
+            printError("geogate: no profile \"\(profile)\" in \(cfg.path) (profiles: \(cfg.profiles.map(\.name).joined(separator: ", ")))")
+            throw ExitCode(2)
+        }
+        guard let ip = IPAddress(address) else {
+            printError("geogate: \"\(address)\" is not an IP address")
+            throw ExitCode(2)
+        }
+        let decision = cfg.policy(p).decide(ip, country: trie.country(of: ip))
+        print(decision)
+        if decision.verdict == .deny { throw ExitCode(1) }
+    }
+}
