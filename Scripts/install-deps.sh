@@ -10,6 +10,9 @@ packages=(
     liblzma-dev         # .xz inputs
     libmaxmind-db-writer-perl  # MaxMind's own MMDB writer: builds the test/benchmark reference MMDB
     mmdb-bin            # mmdblookup, for checking by hand
+    libipset-dev        # loading firewall sets through libipset (geogate apply)
+    ipset iptables nftables iproute2  # the firewall tools the sets are for; the tests drive them in namespaces
+    socat util-linux iputils-ping     # test peers: TCP connections for the lockout check, ping through the rules
     perl gzip xz-utils
 )
 
