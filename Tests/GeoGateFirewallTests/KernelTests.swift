@@ -1,0 +1,319 @@
+import Foundation
+import Testing
+@testable import GeoGateCore
+@testable import GeoGateFirewall
+@testable import GeoGatePolicy
+@testable import GeoGateTrie
+
+/// The sets in a real kernel, each test inside network namespaces it creates and
+/// removes: libipset loading, atomic swaps, packets through iptables and nft rules,
+/// the lockout guard, and failures that must leave the live sets alone.
+@Suite(.serialized) struct KernelTests {
+    /// Compiles `dataset` (DB-IP CSV text; nil = the embedded dataset) and writes `config`.
+    func prepare(_ scratch: Scratch, dataset: String?, config: String) -> (trie: String, config: String) {
+        let trie = scratch.path + "/countries.trie"
+        let input = dataset.map { scratch.write("data.csv", $0) } ?? ""
+        let r = bash("\"$GEOGATE\" compile -q \(input) -o \(trie) --build-time 0", in: scratch)
+        precondition(r.status == 0, "compile failed: \(r.stderr)")
+        chmod(trie, 0o644)
+        return (trie, scratch.write("geogate.conf", config))
+    }
+
+    /// Every set loaded through libipset answers `ipset test` exactly as the
+    /// decision (`geogate check`) does, on thousands of addresses of the real data.
+    @Test func loadedSetsAgreeWithCheck() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let configText = try String(contentsOfFile: repositoryRoot + "/Data/geogate.conf", encoding: .utf8)
+        let (triePath, configPath) = prepare(scratch, dataset: nil, config: configText)
+        let ns = Namespace(scratch, tag: "agree")
+        defer { ns.remove() }
+        let applied = ns.run("\"$GEOGATE\" apply --config \(configPath) --db \(triePath)")
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("geogate-full-v4: new set"))
+
+        let trie = try TrieFile(path: triePath)
+        let config = try GeoGateConfig.load(path: configPath)
+        let policy = config.policy(config.profile(named: "full")!)
+        var rng = SplitMix64(seed: 5)
+        var samples: [IPAddress] = ["203.0.113.66", "203.0.113.65", "10.9.8.7", "198.51.100.7", "2001:db8:42::1", "fe80::1"].map { IPAddress($0)! }
+        for family in IPFamily.allCases {
+            let ranges = trie.rangeMap(family).ranges
+            for i in 0..<1_500 {
+                let r = ranges[Int(rng.next() % UInt64(ranges.count))]
+                let value: UInt128
+                switch i % 3 {
+                case 0: value = r.start
+                case 1: value = r.end
+                default: value = r.start + (UInt128(rng.next()) << 64 | UInt128(rng.next())) % (r.end - r.start + 1)
+                }
+                samples.append(IPAddress(family: family, value: value))
+            }
+        }
+        var script = ""
+        for a in samples {
+            let set = a.family == .v4 ? "geogate-full-v4" : "geogate-full-v6"
+            script += "ipset -q test \(set) \(a) && echo 1 || echo 0\n"
+        }
+        let answers = ns.run(script).stdout.split(separator: "\n")
+        try #require(answers.count == samples.count)
+        var disagreements = 0
+        for (a, answer) in zip(samples, answers) {
+            let decision = policy.decide(a, country: trie.country(of: a))
+            if (answer == "1") != (decision.verdict == .allow) {
+                disagreements += 1
+                if disagreements <= 5 { Issue.record("\(a): ipset says \(answer), check says \(decision)") }
+            }
+        }
+        #expect(disagreements == 0)
+        // The CLI's check gives the same verdicts (exit 0 allow, 1 deny).
+        for a in samples.prefix(40) {
+            let r = bash("\"$GEOGATE\" check --config \(configPath) --db \(triePath) --profile full \(a)", in: scratch)
+            let allowed = policy.decide(a, country: trie.country(of: a)).verdict == .allow
+            #expect(r.status == (allowed ? 0 : 1), "\(a): \(r.stdout)")
+        }
+        // And the kernel's copy is exactly the planned CIDR list.
+        let plan = try SetPlanner.plan(config: config, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
+                                       profile: nil, perCountry: false)
+        // (ipset prints a /32 as a bare address: parse both sides.)
+        let saved = ns.run("ipset save geogate-full-v4 | awk '$1 == \"add\" { print $3 }'").stdout
+            .split(separator: "\n").compactMap { CIDR($0) }
+        #expect(Set(saved) == Set(plan[0].cidrs) && saved.count == plan[0].cidrs.count, "the kernel holds the planned list")
+    }
+
+    /// `ipset restore` of the text and nft -f of the nft text load the same members.
+    @Test func textFormatsLoadTheSameSets() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (trie, config) = prepare(scratch, dataset: nil, config: try String(contentsOfFile: repositoryRoot + "/Data/geogate.conf", encoding: .utf8))
+        let ns = Namespace(scratch, tag: "text")
+        defer { ns.remove() }
+        let r = ns.run("""
+            set -e
+            "$GEOGATE" sets --config \(config) --db \(trie) --format ipset > full.ipset
+            ipset restore < full.ipset
+            ipset restore < full.ipset   # a second time: swaps over the live sets
+            ipset list -n | sort | tr '\\n' ' '; echo
+            ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > restored
+            "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null
+            ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > applied
+            cmp restored applied && echo same
+            "$GEOGATE" sets --config \(config) --db \(trie) --format nft > full.nft
+            nft -f full.nft
+            nft -f full.nft
+            nft get element inet geogate geogate-full-v4 '{ 203.0.113.65 }' > /dev/null && echo member
+            nft get element inet geogate geogate-full-v4 '{ 203.0.113.66 }' > /dev/null 2>&1 || echo not-member
+            """)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "geogate-full-v4 geogate-full-v6 \nsame\nmember\nnot-member\n", "\(r.stderr)")
+    }
+
+    /// A prober tests known members in a loop while the sets are swapped again and
+    /// again (and referenced by an iptables rule): it never sees a miss.
+    @Test func swapsNeverShowAMissingMember() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let base = try String(contentsOfFile: repositoryRoot + "/Data/geogate.conf", encoding: .utf8)
+        let (trie, configA) = prepare(scratch, dataset: nil, config: base)
+        // B differs (one more country), so every apply really changes the sets.
+        let configB = scratch.write("b.conf", base.replacingOccurrences(of: "allow-countries: [IT, CH, FR, DE]",
+                                                                        with: "allow-countries: [IT, CH, FR, DE, AT]"))
+        let ns = Namespace(scratch, tag: "swap")
+        defer { ns.remove() }
+        let r = ns.run("""
+            "$GEOGATE" apply --config \(configA) --db \(trie) > /dev/null || exit 10
+            iptables -A INPUT -m set ! --match-set geogate-full-v4 src -j DROP || exit 11
+            ip6tables -A INPUT -m set ! --match-set geogate-full-v6 src -j DROP || exit 12
+            # Members of both configs: trusted and allow-network addresses, and the
+            # first address of a few country networks of the live set.
+            members="203.0.113.65 198.51.100.7 10.1.2.3 $(ipset save geogate-full-v4 | awk '$1 == "add" && NR % 9000 == 0 { split($3, a, "/"); print a[1] }')"
+            members6="2001:db8:42::1 fe80::1 $(ipset save geogate-full-v6 | awk '$1 == "add" && NR % 9000 == 0 { split($3, a, "/"); print a[1] }')"
+            echo members $members $members6
+            (
+              n=0
+              while [ ! -e stop ]; do
+                for m in $members; do ipset -q test geogate-full-v4 $m || echo "miss $m" >> misses; done
+                for m in $members6; do ipset -q test geogate-full-v6 $m || echo "miss $m" >> misses; done
+                n=$((n + 1)); echo $n > probes
+              done
+            ) &
+            prober=$!
+            for i in 1 2 3 4 5 6 7 8 9 10; do
+              if [ $((i % 2)) = 1 ]; then c=\(configB); else c=\(configA); fi
+              "$GEOGATE" apply --config $c --db \(trie) > /dev/null || exit 13
+            done
+            touch stop; wait $prober
+            echo "probes $(cat probes)"
+            cat misses 2>/dev/null
+            ipset list -n | sort | tr '\\n' ' '
+            """)
+        #expect(r.status == 0, "status \(r.status): \(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(!r.stdout.contains("miss"), "\(r.stdout.prefix(2000))")
+        #expect((lines.first?.split(separator: " ").count ?? 0) >= 12, "enough probe members: \(lines.first ?? "")")
+        let probes = Int(lines.dropFirst().first?.split(separator: " ").last ?? "0") ?? 0
+        #expect(probes >= 10, "the prober ran \(probes) rounds")
+        #expect(lines.last == "geogate-full-v4 geogate-full-v6 ", "no temporary set is left: \(r.stdout)")
+    }
+
+    /// Two hosts on a veth pair: packets from an allowed country reach the server,
+    /// others are dropped, with iptables + ipset and then with nft.
+    @Test func packetsFromAllowedCountriesPassOthersAreDropped() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
+        let server = Namespace(scratch, tag: "srv"), client = Namespace(scratch, tag: "cli")
+        defer { client.remove(); server.remove() }
+        let setup = bash("""
+            set -e
+            ip link add ggs type veth peer name ggc
+            ip link set ggs netns \(server.name)
+            ip link set ggc netns \(client.name)
+            ip -n \(server.name) link set ggs up
+            ip -n \(client.name) link set ggc up
+            ip -n \(server.name) addr add 203.0.113.1/32 dev ggs
+            ip -n \(server.name) addr add 2001:db8:ff::1/128 dev ggs nodad
+            ip -n \(server.name) route add 198.51.100.0/24 dev ggs
+            ip -n \(server.name) route add 192.0.2.0/24 dev ggs
+            ip -n \(server.name) route add 2001:db8::/32 dev ggs
+            for a in 198.51.100.10/32 192.0.2.10/32; do ip -n \(client.name) addr add $a dev ggc; done
+            for a in 2001:db8:1::10/128 2001:db8:2::10/128; do ip -n \(client.name) addr add $a dev ggc nodad; done
+            ip -n \(client.name) route add 203.0.113.1/32 dev ggc
+            ip -n \(client.name) route add 2001:db8:ff::1/128 dev ggc
+            """, in: scratch)
+        try #require(setup.status == 0, "\(setup.stderr)")
+        func pings() -> String {
+            client.run("""
+                for s in 198.51.100.10 192.0.2.10; do ping -q -c 1 -W 1 -I $s 203.0.113.1 > /dev/null 2>&1 && echo "$s pass" || echo "$s drop"; done
+                for s in 2001:db8:1::10 2001:db8:2::10; do ping -6 -q -c 1 -W 1 -I $s 2001:db8:ff::1 > /dev/null 2>&1 && echo "$s pass" || echo "$s drop"; done
+                """).stdout
+        }
+        #expect(pings() == "198.51.100.10 pass\n192.0.2.10 pass\n2001:db8:1::10 pass\n2001:db8:2::10 pass\n", "no rule yet")
+        let ipt = server.run("""
+            set -e
+            "$GEOGATE" apply --config \(config) --db \(trie)
+            iptables -A INPUT -m set ! --match-set geogate-full-v4 src -j DROP
+            ip6tables -A INPUT -m set ! --match-set geogate-full-v6 src -j DROP
+            """)
+        try #require(ipt.status == 0, "\(ipt.stderr)")
+        #expect(pings() == "198.51.100.10 pass\n192.0.2.10 drop\n2001:db8:1::10 pass\n2001:db8:2::10 drop\n", "iptables + ipset")
+        let nft = server.run("""
+            set -e
+            iptables -F INPUT; ip6tables -F INPUT
+            "$GEOGATE" sets --config \(config) --db \(trie) --format nft | nft -f -
+            nft add chain inet geogate input '{ type filter hook input priority 0; }'
+            nft add rule inet geogate input ip saddr != @geogate-full-v4 drop
+            nft add rule inet geogate input ip6 saddr != @geogate-full-v6 drop
+            "$GEOGATE" sets --config \(config) --db \(trie) --format nft | nft -f -   # reload under the rules
+            """)
+        try #require(nft.status == 0, "\(nft.stderr)")
+        #expect(pings() == "198.51.100.10 pass\n192.0.2.10 drop\n2001:db8:1::10 pass\n2001:db8:2::10 drop\n", "nft")
+    }
+
+    /// An established SSH-like connection from a denied country: apply refuses and
+    /// names it, changes nothing; --dry-run only reports; --force applies.
+    @Test func lockoutIsRefusedUnlessForced() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
+        let server = Namespace(scratch, tag: "lsrv"), client = Namespace(scratch, tag: "lcli")
+        defer { client.remove(); server.remove() }
+        let setup = bash("""
+            set -e
+            ip link add gls type veth peer name glc
+            ip link set gls netns \(server.name); ip link set glc netns \(client.name)
+            ip -n \(server.name) link set gls up; ip -n \(client.name) link set glc up
+            ip -n \(server.name) addr add 203.0.113.1/32 dev gls
+            ip -n \(server.name) route add 192.0.2.0/24 dev gls
+            ip -n \(client.name) addr add 192.0.2.10/32 dev glc
+            ip -n \(client.name) route add 203.0.113.1/32 dev glc
+            ip netns exec \(server.name) socat TCP-LISTEN:2222,reuseaddr,fork EXEC:'sleep 60' > /dev/null 2>&1 &
+            sleep 0.3
+            ip netns exec \(client.name) bash -c 'sleep 60 | socat - TCP:203.0.113.1:2222,bind=192.0.2.10' > /dev/null 2>&1 &
+            for i in $(seq 50); do
+              ip netns exec \(server.name) grep -q ' 01 ' /proc/net/tcp && exit 0
+              sleep 0.1
+            done
+            echo "no connection" >&2; exit 1
+            """, in: scratch)
+        try #require(setup.status == 0, "\(setup.stderr)")
+        let dry = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --dry-run; echo status $?; ipset list -n")
+        #expect(dry.stdout.contains("would change geogate-full-v4: new set"))
+        #expect(dry.stderr.contains("192.0.2.10:") && dry.stderr.contains("local port 2222") && dry.stderr.contains("geogate-full-v4"), "\(dry.stderr)")
+        let refused = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie); echo status $?; ipset list -n")
+        #expect(refused.stdout.hasSuffix("status 1\n"), "refused, and no set was created: \(refused.stdout)")
+        #expect(refused.stderr.contains("refusing to apply"))
+        let forced = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --force; echo status $?; ipset list -n | sort | tr '\\n' ' '")
+        #expect(forced.stdout.hasSuffix("status 0\ngeogate-full-v4 geogate-full-v6 "), "\(forced.stdout) \(forced.stderr)")
+    }
+
+    /// A failure half-way (a stale temporary set that cannot be destroyed) and a
+    /// caller without CAP_NET_ADMIN: clear errors, exit 1, live sets untouched.
+    @Test func failuresLeaveTheLiveSetsUntouched() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
+        let other = scratch.write("other.conf", testConfig.replacingOccurrences(of: "[IT]", with: "[IT, CN]"))
+        let ns = Namespace(scratch, tag: "fail")
+        defer { ns.remove() }
+        let r = ns.run("""
+            "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null || exit 10
+            ipset save > before
+            # A stale twin of another type, held by a rule: it cannot be destroyed.
+            ipset create geogate-full-v4-n hash:ip
+            iptables -A INPUT -m set --match-set geogate-full-v4-n src -j ACCEPT
+            "$GEOGATE" apply --config \(other) --db \(trie) > /dev/null 2> err1; echo "status $?"
+            ipset save | grep -v geogate-full-v4-n > after
+            cmp -s before after && echo unchanged
+            cat err1 >&2
+            iptables -F INPUT; ipset destroy geogate-full-v4-n
+            setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps -all --bounding-set -all \\
+                "$GEOGATE" apply --config \(other) --db \(trie) > /dev/null 2> err2; echo "status $?"
+            ipset save > after2
+            cmp -s before after2 && echo unchanged
+            cat err2 >&2
+            """)
+        #expect(r.stdout == "status 1\nunchanged\nstatus 1\nunchanged\n", "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.contains("geogate-full-v4-n"), "the failing set is named: \(r.stderr)")
+        #expect(r.stderr.contains("Operation not permitted") || r.stderr.contains("permission"), "\(r.stderr)")
+        #expect(r.stderr.contains("the live sets were not changed"))
+    }
+}
+
+/// Planning and text, without a kernel.
+struct SetTextTests {
+    @Test func namesSizesAndTextShape() throws {
+        let config = try GeoGateConfig.parse(testConfig, path: "t.conf")
+        let it = CountryCode("IT")!
+        let map4 = RangeMap(family: .v4, normalized: [AddressRange(start: IPAddress("198.51.100.0")!.value, end: IPAddress("198.51.100.255")!.value, country: it)])
+        let sets = try SetPlanner.plan(config: config, maps: [.v4: map4, .v6: RangeMap(family: .v6)], profile: nil, perCountry: true)
+        #expect(sets.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-cc-it-v4"])
+        #expect(sets[0].hashSize == 1024 && sets[0].maxElements == 65536)
+        var text = ""
+        IPSetText.render([sets[2]], into: &text)
+        #expect(text == """
+            create geogate-cc-it-v4 hash:net family inet hashsize 1024 maxelem 65536 -exist
+            create geogate-cc-it-v4-n hash:net family inet hashsize 1024 maxelem 65536 -exist
+            flush geogate-cc-it-v4-n
+            add geogate-cc-it-v4-n 198.51.100.0/24
+            swap geogate-cc-it-v4-n geogate-cc-it-v4
+            destroy geogate-cc-it-v4-n
+
+            """)
+        var nft = ""
+        NFTText.render([sets[2]], into: &nft)
+        #expect(nft == """
+            add table inet geogate
+            add set inet geogate geogate-cc-it-v4 { type ipv4_addr; flags interval; }
+            flush set inet geogate geogate-cc-it-v4
+            add element inet geogate geogate-cc-it-v4 { 198.51.100.0-198.51.100.255 }
+
+            """)
+        #expect(throws: PlanError.self) { try SetPlanner.plan(config: config, maps: [.v4: map4, .v6: RangeMap(family: .v6)], profile: "nope", perCountry: false) }
+    }
+
+    @Test func procNetTCPParsing() {
+        #expect(Lockout.endpoint("0100007F:0016", .v4).map { "\($0.0) \($0.1)" } == "127.0.0.1 22")
+        #expect(Lockout.endpoint("B80D0120000000000000000001000000:01BB", .v6).map { "\($0.0) \($0.1)" } == "2001:db8::1 443")
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// The `geogate` executable built beside the test bundle.
+let geogateBinary: String = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("geogate").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return repositoryRoot + "/.build/release/geogate"
+}()
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// A scratch directory for one test, removed by `cleanup()`.
+struct Scratch {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "geogate-fw-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Readable by the unprivileged user of the CAP_NET_ADMIN test.
+        chmod(path, 0o755)
+    }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) -> String {
+        let file = path + "/" + name
+        try! text.write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        return file
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Runs a bash script (with $GEOGATE set to the binary); output goes through
+/// files, so a chatty command can never block on a full pipe.
+func bash(_ script: String, in scratch: Scratch) -> CommandResult {
+    let id = UUID().uuidString
+    let scriptFile = scratch.write("script-\(id).sh", "set -u\ncd \(scratch.path)\n" + script)
+    let out = scratch.path + "/out-\(id)", err = scratch.path + "/err-\(id)"
+    FileManager.default.createFile(atPath: out, contents: nil)
+    FileManager.default.createFile(atPath: err, contents: nil)
+    var environment = ProcessInfo.processInfo.environment
+    environment["GEOGATE"] = geogateBinary
+    environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+    let status = spawnAndWait(["/bin/bash", scriptFile], environment: environment, stdout: out, stderr: err)
+    return CommandResult(status: status,
+                         stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+}
+
+/// posix_spawn + waitpid: Foundation's Process can miss the exit of a script that
+/// leaves background children (socat peers) behind; waitpid on the pid cannot.
+func spawnAndWait(_ argv: [String], environment: [String: String], stdout: String, stderr: String) -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_TRUNC | O_CREAT, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_TRUNC | O_CREAT, 0o644)
+    let cArgs = argv.map { strdup($0) } + [nil]
+    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for p in cArgs + cEnv { free(p) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
+    return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+}
+
+/// A network namespace of the test's own (never this machine's firewall). Scripts
+/// run inside it; `remove()` deletes it with everything in it (sets, rules, veths).
+struct Namespace {
+    let name: String
+    let scratch: Scratch
+
+    init(_ scratch: Scratch, tag: String) {
+        self.scratch = scratch
+        name = "gg-\(tag)-\(UInt32.random(in: 0...UInt32.max))"
+        let r = bash("ip netns add \(name) && ip netns exec \(name) ip link set lo up", in: scratch)
+        precondition(r.status == 0, "cannot create network namespace \(name) (root and iproute2 needed): \(r.stderr)")
+    }
+
+    /// Runs `script` inside the namespace.
+    @discardableResult
+    func run(_ script: String) -> CommandResult {
+        let file = scratch.write("ns-\(UUID().uuidString).sh", "set -u\ncd \(scratch.path)\n" + script)
+        return bash("exec ip netns exec \(name) bash \(file)", in: scratch)
+    }
+
+    func remove() { _ = bash("ip netns pids \(name) | xargs -r kill -9 2>/dev/null; ip netns del \(name)", in: scratch) }
+}
+
+/// A small dataset for packet tests: documentation prefixes given countries.
+let testDataset = """
+    198.51.100.0,198.51.100.255,IT
+    192.0.2.0,192.0.2.255,CN
+    2001:db8:1::,2001:db8:1:ffff:ffff:ffff:ffff:ffff,IT
+    2001:db8:2::,2001:db8:2:ffff:ffff:ffff:ffff:ffff,CN
+
+    """
+
+let testConfig = """
+    profiles:
+      full:
+        scope: full-server
+        allow-countries: [IT]
+        no-country: deny
+
+    """
