@@ -45,7 +45,7 @@ let package = Package(
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "GeoGateBench",
-                          dependencies: ["GeoGateTrie", "GeoGateCore", "CMaxMindDB",
+                          dependencies: ["GeoGateTrie", "GeoGateCore", "GeoGatePolicy", "GeoGateFirewall", "CMaxMindDB",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Benchmarks/GeoGateBench"),
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# geogate's benchmarks for the compiler issue, each measured side by side with its
+# geogate's benchmarks (compiler and firewall-sets issues), each measured side by side with its
 # reference in one run and reported as a ratio. Release build. Prints one line per
 # figure and PASS/FAIL against Benchmarks/thresholds.env.
 #
@@ -57,3 +57,18 @@ for q in q4 q6; do
     ratio=$(echo "$out" | sed -nE 's/^ratio: ([0-9.]+)/\1/p')
     check "$q lookup ratio vs libmaxminddb" "$ratio" ">=" "$LOOKUP_RATIO_MIN"
 done
+
+echo "== firewall sets (Benchmarks/bench.conf: 25 countries)"
+out=$($bin/geogate-bench sets --db "$work/countries.trie" --config Benchmarks/bench.conf --profile bench)
+echo "$out"
+sets_ms=$(echo "$out" | sed -nE 's/^compute sets: ([0-9.]+) ms.*/\1/p')
+check "compute sets ms" "$sets_ms" "<=" "$SETS_MS_MAX"
+# Loading runs in a network namespace of its own: never this machine's sets.
+ns="gg-bench-$$"
+ip netns add "$ns"
+out=$(ip netns exec "$ns" $bin/geogate-bench ipset-load --db "$work/countries.trie" --config Benchmarks/bench.conf \
+      --profile bench --scratch "$work/bench.ipset") || { ip netns del "$ns"; exit 1; }
+ip netns del "$ns"
+echo "$out"
+ratio=$(echo "$out" | sed -nE 's/^ratio: ([0-9.]+)/\1/p')
+check "libipset load vs ipset restore ratio" "$ratio" ">=" "$IPSET_LOAD_RATIO_MIN"

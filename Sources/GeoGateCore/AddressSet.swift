@@ -24,7 +24,10 @@ public struct AddressSet: Sendable, Equatable {
     /// Any intervals (overlapping, unsorted); normalised here.
     public init(family: IPFamily, intervals: [Interval]) {
         self.family = family
-        var sorted = intervals.sorted { $0.first < $1.first }
+        // Callers mostly pass sorted lists (from a range map): sort only if needed.
+        var isSorted = true
+        for i in intervals.indices.dropFirst() where intervals[i - 1].first > intervals[i].first { isSorted = false; break }
+        var sorted = isSorted ? intervals : intervals.sorted { $0.first < $1.first }
         var out: [Interval] = []
         out.reserveCapacity(sorted.count)
         for i in sorted.indices {

@@ -64,14 +64,13 @@ public struct Policy: Sendable {
         precondition(map.family == family)
         // 3 + 4: the country rule over the map, the no-country verdict in its gaps.
         var allowedByCountry: [AddressSet.Interval] = []
-        var mapped: [AddressSet.Interval] = []
-        for r in map.ranges {
-            mapped.append(.init(first: r.start, last: r.end))
-            if profile.allows(country: r.country) { allowedByCountry.append(.init(first: r.start, last: r.end)) }
+        for r in map.ranges where profile.allows(country: r.country) {
+            allowedByCountry.append(.init(first: r.start, last: r.end))
         }
         var allowed = AddressSet(family: family, intervals: allowedByCountry)
         if profile.noCountry == .allow {
-            allowed = allowed.union(AddressSet.all(family).subtracting(AddressSet(family: family, intervals: mapped)))
+            let mapped = AddressSet(family: family, intervals: map.ranges.map { .init(first: $0.start, last: $0.end) })
+            allowed = allowed.union(AddressSet.all(family).subtracting(mapped))
         }
         // 2: networks from the widest to the narrowest, so the most specific is applied last.
         let networks = (profile.allowNetworks.map { ($0, true) } + profile.blockNetworks.map { ($0, false) })

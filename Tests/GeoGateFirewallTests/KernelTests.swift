@@ -8,7 +8,8 @@ import Testing
 /// The sets in a real kernel, each test inside network namespaces it creates and
 /// removes: libipset loading, atomic swaps, packets through iptables and nft rules,
 /// the lockout guard, and failures that must leave the live sets alone.
-@Suite(.serialized) struct KernelTests {
+@Suite(.serialized, .enabled(if: namespacesAvailable, "skipped: needs root with CAP_NET_ADMIN (network namespaces, ipset, iptables)"))
+struct KernelTests {
     /// Compiles `dataset` (DB-IP CSV text; nil = the embedded dataset) and writes `config`.
     func prepare(_ scratch: Scratch, dataset: String?, config: String) -> (trie: String, config: String) {
         let trie = scratch.path + "/countries.trie"

@@ -83,6 +83,16 @@ func spawnAndWait(_ argv: [String], environment: [String: String], stdout: Strin
     return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
 }
 
+/// Root with CAP_NET_ADMIN: `ip netns add` works (checked once, with a namespace
+/// that is removed at once).
+let namespacesAvailable: Bool = {
+    guard geteuid() == 0 else { return false }
+    let scratch = Scratch()
+    defer { scratch.cleanup() }
+    let name = "gg-probe-\(getpid())"
+    return bash("ip netns add \(name) && ip netns del \(name)", in: scratch).status == 0
+}()
+
 /// A network namespace of the test's own (never this machine's firewall). Scripts
 /// run inside it; `remove()` deletes it with everything in it (sets, rules, veths).
 struct Namespace {
