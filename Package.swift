@@ -49,12 +49,14 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Benchmarks/GeoGateBench"),
 
+        // Helpers the test targets share (repository root, the built binary).
+        .target(name: "GeoGateTestSupport", path: "Tests/GeoGateTestSupport"),
         .testTarget(name: "GeoGateCoreTests", dependencies: ["GeoGateCore"]),
         .testTarget(name: "GeoGateImportTests",
-                    dependencies: ["GeoGateImport", "GeoGateCore", "GeoGateTrie", "CMaxMindDB"]),
-        .testTarget(name: "GeoGatePolicyTests", dependencies: ["GeoGatePolicy", "GeoGateCore"]),
+                    dependencies: ["GeoGateImport", "GeoGateCore", "GeoGateTrie", "CMaxMindDB", "GeoGateTestSupport"]),
+        .testTarget(name: "GeoGatePolicyTests", dependencies: ["GeoGatePolicy", "GeoGateCore", "GeoGateTestSupport"]),
         .testTarget(name: "GeoGateFirewallTests",
-                    dependencies: ["GeoGateFirewall", "GeoGatePolicy", "GeoGateTrie", "GeoGateCore"]),
+                    dependencies: ["GeoGateFirewall", "GeoGatePolicy", "GeoGateTrie", "GeoGateCore", "GeoGateTestSupport"]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
     ]
 )

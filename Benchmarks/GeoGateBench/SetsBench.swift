@@ -7,25 +7,36 @@ import GeoGateTrie
 import Glibc
 #endif
 
+/// The trie file, the config and the profile whose sets are measured.
+struct ProfileOptions: ParsableArguments {
+    @Option(help: "The trie file.") var db: String
+    @Option(help: "The config file.") var config: String
+    @Option(help: "The profile.") var profile: String
+
+    /// Opens the trie and computes the profile's sets (what `geogate sets` does).
+    func plan(_ cfg: GeoGateConfig) throws -> [FirewallSet] {
+        let trie = try TrieFile(path: db)
+        return try SetPlanner.plan(config: cfg, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
+                                   profile: profile, perCountry: false)
+    }
+}
+
 /// `sets --db FILE --config FILE --profile P`: time to compute every set of a
 /// profile from the trie file (open, range maps, set algebra, CIDR cover), the
 /// median of N runs.
 struct SetsBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sets")
-    @Option(help: "The trie file.") var db: String
-    @Option(help: "The config file.") var config: String
-    @Option(help: "The profile.") var profile: String
+    @OptionGroup var options: ProfileOptions
     @Option(help: "Runs.") var runs = 11
 
     func run() throws {
-        let cfg = try GeoGateConfig.load(path: config)
+        let cfg = try GeoGateConfig.load(path: options.config)
+        let profile = options.profile
         var times: [Double] = []
         var entries = 0
         for _ in 0..<runs {
             let start = now()
-            let trie = try TrieFile(path: db)
-            let sets = try SetPlanner.plan(config: cfg, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
-                                           profile: profile, perCountry: false)
+            let sets = try options.plan(cfg)
             times.append(now() - start)
             entries = sets.reduce(0) { $0 + $1.cidrs.count }
         }
@@ -41,17 +52,12 @@ struct SetsBench: ParsableCommand {
 /// the median of N runs each. Run it inside a network namespace (run.sh does).
 struct IPSetLoadBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ipset-load")
-    @Option(help: "The trie file.") var db: String
-    @Option(help: "The config file.") var config: String
-    @Option(help: "The profile.") var profile: String
+    @OptionGroup var options: ProfileOptions
     @Option(help: "Runs per side.") var runs = 7
     @Option(help: "A scratch file for the ipset restore text.") var scratch = "/tmp/geogate-bench.ipset"
 
     func run() throws {
-        let cfg = try GeoGateConfig.load(path: config)
-        let trie = try TrieFile(path: db)
-        let sets = try SetPlanner.plan(config: cfg, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
-                                       profile: profile, perCountry: false).filter { $0.family == .v4 }
+        let sets = try options.plan(try GeoGateConfig.load(path: options.config)).filter { $0.family == .v4 }
         var text = ""
         IPSetText.render(sets, into: &text)
         try AtomicFile.write(Array(text.utf8), to: scratch)

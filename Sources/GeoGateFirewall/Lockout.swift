@@ -20,7 +20,8 @@ public enum Lockout {
     public static func incomingConnections(procNet: String = "/proc/net") -> [Connection] {
         var entries: [(state: Int, local: (IPAddress, Int), remote: (IPAddress, Int))] = []
         for (file, family) in [("tcp", IPFamily.v4), ("tcp6", IPFamily.v6)] {
-            guard let text = readSmallFile("\(procNet)/\(file)") else { continue }
+            guard let bytes = try? readWholeFile("\(procNet)/\(file)") else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 let f = line.split(separator: " ")
                 guard f.count > 3, let local = endpoint(f[1], family), let remote = endpoint(f[2], family),
@@ -47,18 +48,5 @@ public enum Lockout {
         var value: UInt128 = 0
         for w in words { value = value << 32 | UInt128(w) }
         return (IPAddress(family: family, value: value), port)
-    }
-
-    static func readSmallFile(_ path: String) -> String? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, f)
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

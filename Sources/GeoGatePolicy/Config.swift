@@ -37,17 +37,9 @@ public struct GeoGateConfig: Sendable {
     public func policy(_ profile: Profile) -> Policy { Policy(profile: profile, trusted: trusted) }
 
     public static func load(path: String) throws(ConfigError) -> GeoGateConfig {
-        guard let f = fopen(path, "r") else {
-            throw ConfigError(path: path, line: nil, key: "", message: "cannot read: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, f)
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-            if bytes.count > 4 << 20 { throw ConfigError(path: path, line: nil, key: "", message: "larger than 4 MiB") }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: 4 << 20) } catch {
+            throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than 4 MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text")

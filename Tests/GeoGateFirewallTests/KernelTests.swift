@@ -20,6 +20,28 @@ struct KernelTests {
         return (trie, scratch.write("geogate.conf", config))
     }
 
+    /// Joins two namespaces with a veth pair: the server has `serverAddresses`, the
+    /// client `clientAddresses` (host routes, no DAD), each routed to the other.
+    func connect(_ server: Namespace, _ client: Namespace, link: String,
+                 serverAddresses: [String], clientAddresses: [String], scratch: Scratch) -> CommandResult {
+        var script = """
+            set -e
+            ip link add \(link)s type veth peer name \(link)c
+            ip link set \(link)s netns \(server.name); ip link set \(link)c netns \(client.name)
+            ip -n \(server.name) link set \(link)s up; ip -n \(client.name) link set \(link)c up
+
+            """
+        for (ns, dev, mine, theirs) in [(server, "\(link)s", serverAddresses, clientAddresses),
+                                        (client, "\(link)c", clientAddresses, serverAddresses)] {
+            for a in mine {
+                let v6 = a.contains(":")
+                script += "ip -n \(ns.name) addr add \(a)/\(v6 ? 128 : 32) dev \(dev)\(v6 ? " nodad" : "")\n"
+            }
+            for a in theirs { script += "ip -n \(ns.name) route add \(a)/\(a.contains(":") ? 128 : 32) dev \(dev)\n" }
+        }
+        return bash(script, in: scratch)
+    }
+
     /// Every set loaded through libipset answers `ipset test` exactly as the
     /// decision (`geogate check`) does, on thousands of addresses of the real data.
     @Test func loadedSetsAgreeWithCheck() throws {
@@ -165,23 +187,9 @@ struct KernelTests {
         let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
         let server = Namespace(scratch, tag: "srv"), client = Namespace(scratch, tag: "cli")
         defer { client.remove(); server.remove() }
-        let setup = bash("""
-            set -e
-            ip link add ggs type veth peer name ggc
-            ip link set ggs netns \(server.name)
-            ip link set ggc netns \(client.name)
-            ip -n \(server.name) link set ggs up
-            ip -n \(client.name) link set ggc up
-            ip -n \(server.name) addr add 203.0.113.1/32 dev ggs
-            ip -n \(server.name) addr add 2001:db8:ff::1/128 dev ggs nodad
-            ip -n \(server.name) route add 198.51.100.0/24 dev ggs
-            ip -n \(server.name) route add 192.0.2.0/24 dev ggs
-            ip -n \(server.name) route add 2001:db8::/32 dev ggs
-            for a in 198.51.100.10/32 192.0.2.10/32; do ip -n \(client.name) addr add $a dev ggc; done
-            for a in 2001:db8:1::10/128 2001:db8:2::10/128; do ip -n \(client.name) addr add $a dev ggc nodad; done
-            ip -n \(client.name) route add 203.0.113.1/32 dev ggc
-            ip -n \(client.name) route add 2001:db8:ff::1/128 dev ggc
-            """, in: scratch)
+        let setup = connect(server, client, link: "gg", serverAddresses: ["203.0.113.1", "2001:db8:ff::1"],
+                            clientAddresses: ["198.51.100.10", "192.0.2.10", "2001:db8:1::10", "2001:db8:2::10"],
+                            scratch: scratch)
         try #require(setup.status == 0, "\(setup.stderr)")
         func pings() -> String {
             client.run("""
@@ -219,15 +227,10 @@ struct KernelTests {
         let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
         let server = Namespace(scratch, tag: "lsrv"), client = Namespace(scratch, tag: "lcli")
         defer { client.remove(); server.remove() }
+        let link = connect(server, client, link: "gl", serverAddresses: ["203.0.113.1"],
+                           clientAddresses: ["192.0.2.10"], scratch: scratch)
+        try #require(link.status == 0, "\(link.stderr)")
         let setup = bash("""
-            set -e
-            ip link add gls type veth peer name glc
-            ip link set gls netns \(server.name); ip link set glc netns \(client.name)
-            ip -n \(server.name) link set gls up; ip -n \(client.name) link set glc up
-            ip -n \(server.name) addr add 203.0.113.1/32 dev gls
-            ip -n \(server.name) route add 192.0.2.0/24 dev gls
-            ip -n \(client.name) addr add 192.0.2.10/32 dev glc
-            ip -n \(client.name) route add 203.0.113.1/32 dev glc
             ip netns exec \(server.name) socat TCP-LISTEN:2222,reuseaddr,fork EXEC:'sleep 60' > /dev/null 2>&1 &
             sleep 0.3
             ip netns exec \(client.name) bash -c 'sleep 60 | socat - TCP:203.0.113.1:2222,bind=192.0.2.10' > /dev/null 2>&1 &

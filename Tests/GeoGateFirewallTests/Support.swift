@@ -1,28 +1,6 @@
 import Foundation
+@_exported import GeoGateTestSupport
 import Testing
-
-let repositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
-/// The `geogate` executable built beside the test bundle.
-let geogateBinary: String = {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("geogate").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        directory.deleteLastPathComponent()
-    }
-    return repositoryRoot + "/.build/release/geogate"
-}()
-
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
 
 /// A scratch directory for one test, removed by `cleanup()`.
 struct Scratch {

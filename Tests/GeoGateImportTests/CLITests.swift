@@ -1,23 +1,6 @@
 import Foundation
 import Testing
 
-/// The `geogate` executable built beside the test bundle.
-let geogateBinary: String = {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("geogate").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        directory.deleteLastPathComponent()
-    }
-    return repositoryRoot + "/.build/release/geogate"
-}()
-
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
 func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: geogateBinary)

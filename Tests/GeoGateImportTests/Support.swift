@@ -1,13 +1,7 @@
 import Foundation
+@_exported import GeoGateTestSupport
 @testable import GeoGateCore
 @testable import GeoGateImport
-
-/// The repository root (tests read Data/ and Scripts/).
-let repositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
 
 /// A fresh temporary directory, removed by `cleanup()`.
 struct TemporaryDirectory {

@@ -1,13 +1,8 @@
 import Foundation
+import GeoGateTestSupport
 import Testing
 @testable import GeoGateCore
 @testable import GeoGatePolicy
-
-let repositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
 
 func cc(_ s: String) -> CountryCode { CountryCode(s)! }
 func ip(_ s: String) -> IPAddress { IPAddress(s)! }

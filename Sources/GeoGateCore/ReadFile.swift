@@ -1,0 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a small file whole (a config, /proc/net/tcp), refusing one over `limit`
+/// bytes. Large inputs go through GeoGateImport's SourceFile instead.
+public func readWholeFile(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+    guard let f = fopen(path, "r") else { throw SystemError("open", path: path, errno: errno) }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n > 0 { bytes += buffer[0..<n] }
+        if bytes.count > limit { throw SystemError("read", path: path, errno: EFBIG) }
+        if n < buffer.count {
+            if ferror(f) != 0 { throw SystemError("read", path: path, errno: errno) }
+            return bytes
+        }
+    }
+}
