@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, reached through system-library targets.
@@ -40,10 +43,21 @@ let package = Package(
         .target(name: "GeoGatePolicy", dependencies: ["GeoGateCore", .product(name: "Yams", package: "Yams")]),
         // Firewall sets: ipset and nft text, libipset loading, lockout protection.
         .target(name: "GeoGateFirewall", dependencies: ["GeoGateCore", "GeoGatePolicy", "CIPSet"]),
+        // The lookup daemon: protocol, snapshots and reload, the SwiftNIO Unix-socket server.
+        .target(name: "GeoGateDaemon",
+                dependencies: ["GeoGateCore", "GeoGatePolicy", "GeoGateTrie",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "UnixSignals", package: "swift-service-lifecycle")]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                                         "GeoGateDaemon",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .executableTarget(name: "GeoGateBench",
                           dependencies: ["GeoGateTrie", "GeoGateCore", "GeoGatePolicy", "GeoGateFirewall", "CMaxMindDB",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -57,6 +71,7 @@ let package = Package(
         .testTarget(name: "GeoGatePolicyTests", dependencies: ["GeoGatePolicy", "GeoGateCore", "GeoGateTestSupport"]),
         .testTarget(name: "GeoGateFirewallTests",
                     dependencies: ["GeoGateFirewall", "GeoGatePolicy", "GeoGateTrie", "GeoGateCore", "GeoGateTestSupport"]),
+        .testTarget(name: "GeoGateDaemonTests", dependencies: ["GeoGateTestSupport"]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
     ]
 )

@@ -27,6 +27,8 @@ public struct GeoGateConfig: Sendable {
     public let profiles: [Profile]
     /// `database:`, the trie file, when the config names it.
     public let database: String?
+    /// `daemon:`, the lookup daemon's socket and limits.
+    public let daemon: DaemonConfig
 
     /// ipset's limit is 31 characters; the temporary set adds `temporarySuffix`.
     public static let maxSetNameLength = 31
@@ -84,6 +86,18 @@ public struct GeoGateConfig: Sendable {
             return "YAML: \(error)"
         }
     }
+}
+
+/// The `daemon:` section: where `geogate serve` listens and its limits.
+public struct DaemonConfig: Sendable, Equatable {
+    public var socket = "/run/geogate/geogate.sock"
+    /// Octal permission bits of the socket file.
+    public var socketMode = 0o660
+    /// The group that may connect (e.g. the web server's); nil keeps the daemon's.
+    public var socketGroup: String?
+    public var idleTimeoutSeconds = 60
+    public var maxConnections = 1024
+    public init() {}
 }
 
 /// Walks the YAML nodes, keeping the key path and line for each error.
@@ -161,9 +175,11 @@ private struct Reader {
         var profiles: [Profile] = []
         var database: String?
         var profilesNode: Node?
-        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database"]) {
+        var daemon = DaemonConfig()
+        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database", "daemon"]) {
             switch name {
             case "database": database = try string(value, name)
+            case "daemon": daemon = try daemonConfig(value)
             case "trusted":
                 var useDefaults = true
                 var extra: [CIDR] = []
@@ -186,7 +202,33 @@ private struct Reader {
             }
             setNames[p.setName] = p.name
         }
-        return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database)
+        return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
+                             daemon: daemon)
+    }
+
+    func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
+        var d = DaemonConfig()
+        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections"]
+        for (k, _, v) in try mapping(node, "daemon", allowed: known) {
+            let key = "daemon.\(k)"
+            switch k {
+            case "socket": d.socket = try string(v, key)
+            case "socket-mode":
+                let text = try string(v, key)
+                guard let mode = Int(text, radix: 8), mode >= 0, mode <= 0o777 else { throw fail(v, key, "\"\(text)\" is not an octal mode like 0660") }
+                d.socketMode = mode
+            case "socket-group": d.socketGroup = try string(v, key)
+            case "idle-timeout": d.idleTimeoutSeconds = try number(v, key, 1...86_400)
+            default: d.maxConnections = try number(v, key, 1...100_000)
+            }
+        }
+        return d
+    }
+
+    func number(_ node: Node, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let text = try string(node, key)
+        guard let n = Int(text), range.contains(n) else { throw fail(node, key, "\"\(text)\" is not a number in \(range.lowerBound)...\(range.upperBound)") }
+        return n
     }
 
     func profileEntries(_ node: Node) throws(ConfigError) -> [(String, Node, Node)] {

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct GeoGate: ParsableCommand {
+struct GeoGate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "geogate",
         abstract: "Country IP filtering for Linux servers: compile country data into a compact trie, answer lookups, export networks, build firewall sets, decide addresses for profiles.",
@@ -10,7 +10,7 @@ struct GeoGate: ParsableCommand {
             `lookup`, `info`, `export`. See README.md and Docs/.
             """,
         version: "0.1.0",
-        subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self]
+        subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self, Serve.self]
     )
 }
 

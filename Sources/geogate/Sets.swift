@@ -12,8 +12,10 @@ struct PolicyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The trie file (default: the config's database).", valueName: "FILE"))
     var db: String?
 
+    func load() throws -> (GeoGateConfig, TrieFile) { try PolicyOptions.load(config: config, db: db) }
+
     /// Loads the config (a bad one: message and exit 2) and the trie it is used with.
-    func load() throws -> (GeoGateConfig, TrieFile) {
+    static func load(config: String, db: String?) throws -> (GeoGateConfig, TrieFile) {
         let cfg: GeoGateConfig
         do { cfg = try GeoGateConfig.load(path: config) } catch {
             printError("geogate: \(error)")
@@ -120,27 +122,3 @@ struct Apply: ParsableCommand {
     }
 }
 
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Decide one address for a profile: exit 0 allowed, 1 denied, 2 error.",
-        discussion: "Prints `ALLOW|DENY <CC|--> <reason>`, the same answer the firewall sets and the daemon give.")
-
-    @OptionGroup var options: PolicyOptions
-    @Option(help: "The profile.") var profile: String
-    @Argument(help: "The address.") var address: String
-
-    func run() throws {
-        let (cfg, trie) = try options.load()
-        guard let p = cfg.profile(named: profile) else {
-            printError("geogate: no profile \"\(profile)\" in \(cfg.path) (profiles: \(cfg.profiles.map(\.name).joined(separator: ", ")))")
-            throw ExitCode(2)
-        }
-        guard let ip = IPAddress(address) else {
-            printError("geogate: \"\(address)\" is not an IP address")
-            throw ExitCode(2)
-        }
-        let decision = cfg.policy(p).decide(ip, country: trie.country(of: ip))
-        print(decision)
-        if decision.verdict == .deny { throw ExitCode(1) }
-    }
-}

@@ -1,0 +1,313 @@
+import Foundation
+import GeoGateTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `geogate serve` process of the test's own, on a socket in a scratch folder.
+final class Daemon {
+    let directory: String
+    let socket: String
+    let configPath: String
+    let triePath: String
+    var pid: pid_t = 0
+
+    init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000) throws {
+        directory = NSTemporaryDirectory() + "geogate-daemon-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        chmod(directory, 0o755)
+        socket = directory + "/geogate.sock"
+        triePath = directory + "/countries.trie"
+        configPath = directory + "/geogate.conf"
+        try Daemon.compile(nil, to: triePath)
+        try """
+            database: \(triePath)
+            daemon:
+              socket: \(socket)
+              socket-mode: "0666"
+              idle-timeout: \(idleTimeout)
+              max-connections: \(maxConnections)
+            profiles:
+              full:
+                scope: full-server
+                allow-countries: [IT, CH]
+              web:
+                scope: web-only
+                allow-countries: [GB]
+            \(extra)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    /// Compiles the embedded dataset, or a DB-IP CSV text, into `path` (atomically).
+    static func compile(_ csv: String?, to path: String) throws {
+        var args = ["compile", "-q", "-o", path, "--build-time", "1700000000"]
+        if let csv {
+            let input = path + ".csv"
+            try csv.write(toFile: input, atomically: true, encoding: .utf8)
+            args.insert(input, at: 1)
+        }
+        let status = run(geogateBinary, args, stderr: "/dev/null")
+        guard status == 0 else { throw CocoaError(.fileWriteUnknown) }
+        chmod(path, 0o644)
+    }
+
+    func start() throws {
+        let log = directory + "/serve.log"
+        pid = spawn(geogateBinary, ["serve", "--config", configPath], stderr: log)
+        for _ in 0..<100 {
+            if FileManager.default.fileExists(atPath: socket) { return }
+            usleep(50_000)
+        }
+        throw CocoaError(.fileReadNoSuchFile)
+    }
+
+    var log: String { (try? String(contentsOfFile: directory + "/serve.log", encoding: .utf8)) ?? "" }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    func stop() -> Int32 {
+        guard pid > 0 else { return -1 }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    }
+
+    deinit {
+        if pid > 0 { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// posix_spawn with stdout/stderr to files; returns the pid.
+func spawn(_ program: String, _ args: [String], stdout: String = "/dev/null", stderr: String) -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv = ([program] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else { return -1 }
+    return pid
+}
+
+/// Runs to completion; the exit status.
+func run(_ program: String, _ args: [String], stdout: String = "/dev/null", stderr: String) -> Int32 {
+    let pid = spawn(program, args, stdout: stdout, stderr: stderr)
+    guard pid > 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+}
+
+/// A raw client connection (blocking, with a receive timeout).
+final class Client {
+    let fd: Int32
+
+    init(_ path: String, timeoutSeconds: Int = 5) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let r = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard r == 0 else { close(fd); throw CocoaError(.fileReadNoSuchFile) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// Reads until `lines` newlines arrived, EOF or the timeout.
+    func receive(lines: Int) -> [String] {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while data.filter({ $0 == 0x0A }).count < lines {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            data += buffer[0..<n]
+        }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    /// True when the server closed the connection before the timeout: EOF, or a
+    /// reset when it closed with our unread bytes still in its buffer.
+    func closedByServer() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+}
+
+@Suite(.serialized) struct DaemonTests {
+    @Test func answersPipelinedRequestsInOrder() throws {
+        let d = try Daemon()
+        let c = try Client(d.socket)
+        c.send("PING\nLOOKUP 81.2.69.160\nCHECK web 81.2.69.160\nCHECK full 81.2.69.160\r\nlookup 2a00:1450::1\n"
+               + "LOOKUP ::ffff:81.2.69.160\nCHECK full 10.1.2.3\nINFO\nSTATS\n")
+        let answers = c.receive(lines: 9)
+        try #require(answers.count == 9, "\(answers)")
+        #expect(Array(answers[0..<7]) == ["PONG", "OK 81.2.69.160 GB", "ALLOW GB country-allowed", "DENY GB country-not-allowed",
+                                          "OK 2a00:1450::1 IE", "OK ::ffff:81.2.69.160 GB", "ALLOW -- trusted 10.0.0.0/8"])
+        #expect(answers[7].hasPrefix("OK built=1700000000 age=") && answers[7].contains("ipv4-ranges=385372")
+                && answers[7].contains("profiles=full,web") && answers[7].contains("sources=geoip.gz:"), "\(answers[7])")
+        #expect(answers[8].hasPrefix("OK requests=9 errors=0 reloads=0 failed-reloads=0 full.allow=1 full.deny=1 web.allow=1 web.deny=0"),
+                "\(answers[8])")
+        // The shell client a script would use.
+        let out = d.directory + "/socat.out"
+        let script = d.directory + "/ask.sh"
+        try "printf 'PING\\nLOOKUP 81.2.69.160\\n' | socat - UNIX-CONNECT:\(d.socket)\n".write(toFile: script, atomically: true, encoding: .utf8)
+        #expect(run("/bin/bash", [script], stdout: out, stderr: "/dev/null") == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "PONG\nOK 81.2.69.160 GB\n")
+        #expect(d.stop() == 0, "SIGTERM is a clean exit")
+        #expect(!FileManager.default.fileExists(atPath: d.socket), "the socket file is removed")
+    }
+
+    @Test func badRequestsAreErrorsAndTheConnectionStaysUsable() throws {
+        let d = try Daemon()
+        let c = try Client(d.socket)
+        c.send("BOGUS\nLOOKUP\nLOOKUP 999.1.1.1\nCHECK nope 1.2.3.4\nCHECK web\n\n")
+        c.send([0x00, 0xFF, 0x41, 0x0A])  // binary bytes
+        c.send("PING\n")
+        let answers = c.receive(lines: 8)
+        #expect(answers == [
+            "ERR unknown-command \"BOGUS\" (commands: LOOKUP CHECK INFO STATS PING RELOAD)",
+            "ERR syntax usage: LOOKUP <ip>",
+            "ERR bad-address \"999.1.1.1\" is not an IP address",
+            "ERR unknown-profile \"nope\" (profiles: full web)",
+            "ERR syntax usage: CHECK <profile> <ip>",
+            "ERR syntax empty request",
+            "ERR not-text requests are printable ASCII lines",
+            "PONG",
+        ])
+        // A line over 1 KiB: an error, then the connection is cut; the server goes on.
+        let long = try Client(d.socket)
+        long.send(String(repeating: "A", count: 5000))
+        #expect(long.receive(lines: 1) == ["ERR too-long request line over 1024 bytes"])
+        #expect(long.closedByServer())
+        // Half-closed after a last request without its newline: still answered.
+        let half = try Client(d.socket)
+        half.send("PING")
+        half.shutdownWrite()
+        #expect(half.receive(lines: 1) == ["PONG"])
+        #expect(half.closedByServer())
+        let after = try Client(d.socket)
+        after.send("PING\n")
+        #expect(after.receive(lines: 1) == ["PONG"])
+        #expect(d.log.contains("request line over 1024 bytes"), "the cut is logged")
+    }
+
+    @Test func idleConnectionsAreClosedAndNonReadersDoNotStallOthers() throws {
+        let d = try Daemon(idleTimeout: 1)
+        let idle = try Client(d.socket, timeoutSeconds: 5)
+        let start = Date()
+        #expect(idle.closedByServer())
+        #expect(Date().timeIntervalSince(start) < 4, "closed after the 1 s idle timeout")
+        // A client that sends 200,000 requests and never reads.
+        let greedy = try Client(d.socket)
+        fcntl(greedy.fd, F_SETFL, fcntl(greedy.fd, F_GETFL) | O_NONBLOCK)
+        let burst = Array(String(repeating: "LOOKUP 81.2.69.160\n", count: 200_000).utf8)
+        _ = burst.withUnsafeBytes { write(greedy.fd, $0.baseAddress, $0.count) }
+        let other = try Client(d.socket)
+        other.send("PING\n")
+        #expect(other.receive(lines: 1) == ["PONG"], "another client is served while one never reads")
+    }
+
+    @Test func aThousandSimultaneousConnectionsAndTheCap() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = min(limit.rlim_max, 8192)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let d = try Daemon(maxConnections: 1000)
+        var clients: [Client] = []
+        for _ in 0..<1000 { clients.append(try Client(d.socket)) }
+        for (i, c) in clients.enumerated() { c.send("LOOKUP 81.2.69.\(i % 256)\n") }
+        var answered = 0
+        for c in clients where c.receive(lines: 1).first?.hasPrefix("OK 81.2.69.") == true { answered += 1 }
+        #expect(answered == 1000)
+        // One more than the cap: told so and cut, with a log line.
+        let extra = try Client(d.socket)
+        #expect(extra.receive(lines: 1) == ["ERR busy too many connections"])
+        #expect(d.log.contains("max-connections 1000"))
+        clients.removeAll()
+        usleep(200_000)
+        let later = try Client(d.socket)
+        later.send("PING\n")
+        #expect(later.receive(lines: 1) == ["PONG"], "served again once connections closed")
+    }
+
+    @Test func reloadSwapsDataAndABadFileKeepsTheOldOne() throws {
+        let d = try Daemon()
+        let c = try Client(d.socket)
+        c.send("LOOKUP 198.51.100.1\n")
+        #expect(c.receive(lines: 1) == ["OK 198.51.100.1 --"])
+        // New data, replaced atomically (compile writes a temp file, then renames).
+        try Daemon.compile("198.51.100.0,198.51.100.255,IT\n", to: d.triePath)
+        c.send("RELOAD\nLOOKUP 198.51.100.1\nCHECK full 198.51.100.1\n")
+        #expect(c.receive(lines: 3) == ["OK reloaded built=1700000000", "OK 198.51.100.1 IT", "ALLOW IT country-allowed"])
+        // A corrupt file: refused, logged, the previous snapshot keeps answering.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: d.triePath))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: d.triePath + ".tmp"))
+        rename(d.triePath + ".tmp", d.triePath)
+        c.send("RELOAD\nLOOKUP 198.51.100.1\n")
+        let answers = c.receive(lines: 2)
+        #expect(answers.first?.hasPrefix("ERR reload-failed") == true && answers.first?.contains("still serving") == true, "\(answers)")
+        #expect(answers.last == "OK 198.51.100.1 IT")
+        // SIGHUP with the file still bad: logged, still serving.
+        kill(d.pid, SIGHUP)
+        usleep(300_000)
+        #expect(d.log.contains("reload (SIGHUP) failed, still serving the previous data"))
+        c.send("LOOKUP 198.51.100.1\n")
+        #expect(c.receive(lines: 1) == ["OK 198.51.100.1 IT"])
+    }
+
+    @Test func reloadIsForRootOrTheDaemonsUserOnly() throws {
+        guard geteuid() == 0 else { return }  // needs another uid to test with
+        let d = try Daemon()
+        let out = d.directory + "/nobody.out"
+        let script = d.directory + "/nobody.sh"
+        try "printf 'RELOAD\\nPING\\n' | setpriv --reuid 65534 --regid 65534 --clear-groups socat - UNIX-CONNECT:\(d.socket)\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        #expect(run("/bin/bash", [script], stdout: out, stderr: "/dev/null") == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "ERR forbidden RELOAD is for root or the daemon's own user\nPONG\n")
+    }
+
+    @Test func checkOverTheSocketExitCodes() throws {
+        let d = try Daemon()
+        func check(_ args: [String]) -> (Int32, String) {
+            let out = d.directory + "/check.out", err = d.directory + "/check.err"
+            let status = run(geogateBinary, ["check"] + args, stdout: out, stderr: err)
+            return (status, ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: err, encoding: .utf8)) ?? ""))
+        }
+        #expect(check(["--socket", d.socket, "--profile", "web", "81.2.69.160"]) == (0, "ALLOW GB country-allowed\n"))
+        #expect(check(["--socket", d.socket, "--profile", "full", "81.2.69.160"]) == (1, "DENY GB country-not-allowed\n"))
+        #expect(check(["--socket", d.socket, "--profile", "nope", "81.2.69.160"]).0 == 2)
+        _ = d.stop()
+        let down = check(["--socket", d.socket, "--profile", "web", "81.2.69.160"])
+        #expect(down.0 == 2 && down.1.contains("is `geogate serve` running?"), "\(down)")
+    }
+}
