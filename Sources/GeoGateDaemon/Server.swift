@@ -35,16 +35,22 @@ public final class DaemonServer: Service, Sendable {
         self.logger = logger
     }
 
-    /// Binds the socket (replacing a stale socket file) and sets its mode and group.
+    /// Binds the socket (replacing a stale socket file) and sets its mode and group,
+    /// or takes the socket systemd passed (socket activation: systemd owns its
+    /// path, mode and group then).
     public func bind(group: EventLoopGroup) async throws -> Channel {
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 256 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
             }
-            .bind(unixDomainSocketPath: settings.socketPath, cleanupExistingSocketFile: true).get()
+        if let fd = Systemd.listenDescriptor() {
+            logger.info("using the socket passed by systemd (fd \(fd))")
+            return try await bootstrap.withBoundSocket(fd).get()
+        }
+        let channel = try await bootstrap.bind(unixDomainSocketPath: settings.socketPath, cleanupExistingSocketFile: true).get()
         guard chmod(settings.socketPath, settings.socketMode) == 0,
               settings.socketGroup.map({ chown(settings.socketPath, uid_t.max, $0) == 0 }) ?? true else {
             let message = String(cString: strerror(errno))
@@ -75,8 +81,10 @@ public final class DaemonServer: Service, Sendable {
     /// SIGHUP reloads the trie and config.
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
+        let activated = getenv("LISTEN_FDS") != nil && getenv("LISTEN_PID").map { Int32(String(cString: $0)) == getpid() } == true
         let channel = try await bind(group: group)
         logger.info("listening on \(settings.socketPath)")
+        Systemd.notify("READY=1")
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
@@ -89,12 +97,15 @@ public final class DaemonServer: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down")
+            Systemd.notify("STOPPING=1")
             channel.close(promise: nil)
         }
-        unlink(settings.socketPath)
+        if !activated { unlink(settings.socketPath) }
     }
 
     public func reloadAndLog(reason: String) {
+        Systemd.notifyReloading()
+        defer { Systemd.notify("READY=1") }
         switch service.reload() {
         case .success(let s): logger.info("reloaded (\(reason)): trie built \(s.trie.metadata.buildTime), \(s.config.profiles.count) profiles")
         case .failure(let e): logger.error("reload (\(reason)) failed, still serving the previous data: \(e)")

@@ -311,3 +311,89 @@ final class Client {
         #expect(down.0 == 2 && down.1.contains("is `geogate serve` running?"), "\(down)")
     }
 }
+
+/// systemd's side, played by the test: a NOTIFY_SOCKET to read the daemon's
+/// state lines from, and a listening socket handed over as fd 3 (LISTEN_FDS).
+@Suite(.serialized) struct SystemdTests {
+    /// A bound Unix socket of `type` at `path`.
+    func unixSocket(_ path: String, type: Int32) -> Int32 {
+        let fd = socket(AF_UNIX, type, 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let r = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        precondition(r == 0, "bind \(path): \(errno)")
+        return fd
+    }
+
+    /// Starts `geogate serve` through bash (so LISTEN_PID can be its own pid), with
+    /// extra environment and optionally `fd3` as its descriptor 3.
+    func serve(_ d: Daemon, environment: [String], fd3: Int32? = nil) -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 2, d.directory + "/serve2.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if let fd3 { posix_spawn_file_actions_adddup2(&actions, fd3, 3) }
+        let command = (fd3 != nil ? "export LISTEN_PID=$$ LISTEN_FDS=1; " : "")
+            + "exec \(geogateBinary) serve --config \(d.configPath) --socket \(d.directory)/other.sock"
+        let arguments: [String] = ["/bin/bash", "-c", command]
+        let argv = arguments.map { strdup($0) } + [nil]
+        let variables: [String] = environment + ["PATH=/usr/bin:/bin"]
+        let env = variables.map { strdup($0) } + [nil]
+        defer { for p in argv + env { free(p) } }
+        var pid: pid_t = 0
+        precondition(posix_spawn(&pid, "/bin/bash", &actions, nil, argv, env) == 0)
+        return pid
+    }
+
+    func receive(_ fd: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : "(nothing: \(errno))"
+    }
+
+    @Test func notifiesReadyReloadingAndStopping() throws {
+        let d = try Daemon()
+        _ = d.stop()
+        let notifyPath = d.directory + "/notify.sock"
+        let fd = unixSocket(notifyPath, type: Int32(SOCK_DGRAM.rawValue))
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let pid = serve(d, environment: ["NOTIFY_SOCKET=\(notifyPath)"])
+        #expect(receive(fd) == "READY=1")
+        kill(pid, SIGHUP)
+        let reloading = receive(fd)
+        #expect(reloading.hasPrefix("RELOADING=1\nMONOTONIC_USEC="), "\(reloading)")
+        #expect(receive(fd) == "READY=1")
+        kill(pid, SIGTERM)
+        #expect(receive(fd) == "STOPPING=1")
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(status == 0)
+    }
+
+    @Test func servesOnTheSocketSystemdPasses() throws {
+        let d = try Daemon()
+        _ = d.stop()
+        let activated = d.directory + "/activated.sock"
+        let fd = unixSocket(activated, type: Int32(SOCK_STREAM.rawValue))
+        #expect(listen(fd, 16) == 0)
+        let pid = serve(d, environment: [], fd3: fd)
+        close(fd)
+        defer { kill(pid, SIGTERM); var s: Int32 = 0; waitpid(pid, &s, 0) }
+        var answer: [String] = []
+        for _ in 0..<50 where answer.isEmpty {
+            if let c = try? Client(activated) {
+                c.send("PING\n")
+                answer = c.receive(lines: 1)
+            } else { usleep(100_000) }
+        }
+        #expect(answer == ["PONG"])
+        #expect(!FileManager.default.fileExists(atPath: d.directory + "/other.sock"), "the configured path is not bound")
+    }
+}
