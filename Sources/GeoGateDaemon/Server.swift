@@ -81,6 +81,9 @@ public final class DaemonServer: Service, Sendable {
     /// SIGHUP reloads the trie and config.
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
+        // Trap SIGHUP before saying READY: a reload sent right after READY=1 must
+        // not meet the default action (terminate).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let activated = getenv("LISTEN_FDS") != nil && getenv("LISTEN_PID").map { Int32(String(cString: $0)) == getpid() } == true
         let channel = try await bind(group: group)
         logger.info("listening on \(settings.socketPath)")
@@ -88,7 +91,7 @@ public final class DaemonServer: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    for await _ in hangups {
                         self.reloadAndLog(reason: "SIGHUP")
                     }
                 }
