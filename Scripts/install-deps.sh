@@ -13,6 +13,7 @@ packages=(
     libipset-dev        # loading firewall sets through libipset (geogate apply)
     ipset iptables nftables iproute2  # the firewall tools the sets are for; the tests drive them in namespaces
     socat util-linux iputils-ping     # test peers: TCP connections for the lockout check, ping through the rules
+    php-cli nginx-light curl          # the daemon's real clients in the tests: the PHP login helper, nginx auth_request
     perl gzip xz-utils
 )
 

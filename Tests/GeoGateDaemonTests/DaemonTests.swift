@@ -397,3 +397,33 @@ final class Client {
         #expect(!FileManager.default.fileExists(atPath: d.directory + "/other.sock"), "the configured path is not bound")
     }
 }
+
+/// The callers of the daemon, as real clients: PHP's `geogate_allowed`.
+@Suite(.serialized) struct ClientTests {
+    /// Runs PHP code with Docs/clients/geogate.php loaded; its output.
+    func php(_ code: String, in d: Daemon) -> String {
+        let file = d.directory + "/t.php"
+        try? "<?php\nrequire '\(repositoryRoot)/Docs/clients/geogate.php';\n\(code)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let out = d.directory + "/php.out"
+        _ = run("/usr/bin/php", ["-d", "error_log=\(d.directory)/php-errors.log", file], stdout: out, stderr: "/dev/null")
+        return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+    }
+
+    @Test func phpClientAllowsDeniesAndFailsAsTold() throws {
+        let d = try Daemon()
+        let s = "'\(d.socket)'"
+        let answers = php("""
+            foreach ([['web', '81.2.69.160', false], ['full', '81.2.69.160', false], ['web', '10.0.0.1', false],
+                      ['web', 'not-an-ip', true], ['nope', '81.2.69.160', false], ['nope', '81.2.69.160', true],
+                      ['web', '::ffff:81.2.69.160', false]] as [$p, $ip, $open]) {
+                echo var_export(geogate_allowed($p, $ip, $open, \(s)), true), "\\n";
+            }
+            """, in: d)
+        #expect(answers == "true\nfalse\ntrue\nfalse\nfalse\ntrue\ntrue\n", "\(answers)")
+        _ = d.stop()
+        let down = php("echo var_export(geogate_allowed('web', '81.2.69.160', false, \(s)), true), ' ', var_export(geogate_allowed('web', '81.2.69.160', true, \(s)), true);", in: d)
+        #expect(down == "false true", "fail-closed and fail-open when the daemon is down")
+        let errors = (try? String(contentsOfFile: d.directory + "/php-errors.log", encoding: .utf8)) ?? ""
+        #expect(errors.contains("geogate: cannot connect to") && errors.contains("ERR unknown-profile"), "\(errors)")
+    }
+}
