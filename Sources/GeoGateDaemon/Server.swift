@@ -15,6 +15,8 @@ import Glibc
 /// line ends its connection.
 public struct DaemonSettings: Sendable {
     public var socketPath: String
+    /// The nginx auth_request endpoint's socket (HTTP/1.1), if wanted.
+    public var httpSocketPath: String?
     public var socketMode: mode_t = 0o660
     public var socketGroup: gid_t?
     public var idleTimeoutSeconds: Int64 = 60
@@ -60,6 +62,27 @@ public final class DaemonServer: Service, Sendable {
         return channel
     }
 
+    /// The HTTP endpoint for nginx auth_request, on its own socket (same mode/group).
+    func bindHTTP(group: EventLoopGroup, path: String) async throws -> Channel {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(self.settings.idleTimeoutSeconds)))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(HTTPCheckHandler(service: self.service))
+                }
+            }
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        guard chmod(path, settings.socketMode) == 0,
+              settings.socketGroup.map({ chown(path, uid_t.max, $0) == 0 }) ?? true else {
+            let message = String(cString: strerror(errno))
+            try? await channel.close()
+            throw ServiceError("\(path): cannot set mode/group: \(message)")
+        }
+        return channel
+    }
+
     /// Called on the channel's event loop for each new connection.
     func setUp(_ channel: Channel) throws {
         let open = connections.add(1, ordering: .relaxed).newValue
@@ -87,6 +110,14 @@ public final class DaemonServer: Service, Sendable {
         let activated = getenv("LISTEN_FDS") != nil && getenv("LISTEN_PID").map { Int32(String(cString: $0)) == getpid() } == true
         let channel = try await bind(group: group)
         logger.info("listening on \(settings.socketPath)")
+        var http: Channel?
+        if let path = settings.httpSocketPath {
+            do { http = try await bindHTTP(group: group, path: path) } catch {
+                try? await channel.close()
+                throw error
+            }
+            logger.info("auth_request endpoint on \(path)")
+        }
         Systemd.notify("READY=1")
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -102,6 +133,10 @@ public final class DaemonServer: Service, Sendable {
             self.logger.info("shutting down")
             Systemd.notify("STOPPING=1")
             channel.close(promise: nil)
+        }
+        if let http {
+            try? await http.close()
+            unlink(settings.httpSocketPath!)
         }
         if !activated { unlink(settings.socketPath) }
     }

@@ -97,6 +97,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var socketGroup: String?
     public var idleTimeoutSeconds = 60
     public var maxConnections = 1024
+    /// The nginx auth_request endpoint's socket (HTTP), off unless set.
+    public var httpSocket: String?
     public init() {}
 }
 
@@ -208,7 +210,7 @@ private struct Reader {
 
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
         var d = DaemonConfig()
-        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections"]
+        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket"]
         for (k, _, v) in try mapping(node, "daemon", allowed: known) {
             let key = "daemon.\(k)"
             switch k {
@@ -218,6 +220,7 @@ private struct Reader {
                 guard let mode = Int(text, radix: 8), mode >= 0, mode <= 0o777 else { throw fail(v, key, "\"\(text)\" is not an octal mode like 0660") }
                 d.socketMode = mode
             case "socket-group": d.socketGroup = try string(v, key)
+            case "http-socket": d.httpSocket = try string(v, key)
             case "idle-timeout": d.idleTimeoutSeconds = try number(v, key, 1...86_400)
             default: d.maxConnections = try number(v, key, 1...100_000)
             }

@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
         settings.socketMode = mode_t(d.socketMode)
         settings.idleTimeoutSeconds = Int64(d.idleTimeoutSeconds)
         settings.maxConnections = d.maxConnections
+        settings.httpSocketPath = d.httpSocket
         if let name = d.socketGroup {
             guard let group = getgrnam(name) else {
                 printError("geogate: \(config): daemon.socket-group: no group \"\(name)\"")

@@ -13,7 +13,7 @@ final class Daemon {
     let triePath: String
     var pid: pid_t = 0
 
-    init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000) throws {
+    init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000, httpSocket: Bool = false) throws {
         directory = NSTemporaryDirectory() + "geogate-daemon-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         chmod(directory, 0o755)
@@ -28,6 +28,7 @@ final class Daemon {
               socket-mode: "0666"
               idle-timeout: \(idleTimeout)
               max-connections: \(maxConnections)
+            \(httpSocket ? "  http-socket: \(directory)/http.sock" : "")
             profiles:
               full:
                 scope: full-server
@@ -91,8 +92,20 @@ func spawn(_ program: String, _ args: [String], stdout: String = "/dev/null", st
     posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     let argv = ([program] + args).map { strdup($0) } + [nil]
     defer { for p in argv { free(p) } }
+    // A clean signal mask and default actions: the test runner's threads may block
+    // signals, and a child that inherits a blocked SIGTERM (nginx) never stops.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), defaults = sigset_t()
+    sigemptyset(&none)
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
-    guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else { return -1 }
+    guard posix_spawn(&pid, program, &actions, &attributes, argv, environ) == 0 else { return -1 }
     return pid
 }
 
@@ -146,7 +159,9 @@ final class Client {
             if n <= 0 { break }
             data += buffer[0..<n]
         }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        // Without CRs: Swift takes CR LF (HTTP) as one Character, which is not "\n".
+        return String(decoding: data.filter { $0 != 0x0D }, as: UTF8.self)
+            .split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     /// True when the server closed the connection before the timeout: EOF, or a
@@ -425,5 +440,75 @@ final class Client {
         #expect(down == "false true", "fail-closed and fail-open when the daemon is down")
         let errors = (try? String(contentsOfFile: d.directory + "/php-errors.log", encoding: .utf8)) ?? ""
         #expect(errors.contains("geogate: cannot connect to") && errors.contains("ERR unknown-profile"), "\(errors)")
+    }
+}
+
+/// nginx guarding a login location with auth_request against geogate's HTTP socket.
+@Suite(.serialized) struct NginxTests {
+    @Test func authRequestAllowsAndDeniesThroughARealNginx() throws {
+        let d = try Daemon(httpSocket: true)
+        let port = 20_000 + Int(getpid() % 20_000)
+        let conf = d.directory + "/nginx.conf"
+        try FileManager.default.createDirectory(atPath: d.directory + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: d.directory + "/www", withIntermediateDirectories: true)
+        try "login page\n".write(toFile: d.directory + "/www/login", atomically: true, encoding: .utf8)
+        try """
+            user root;
+            daemon off;
+            master_process off;
+            error_log \(d.directory)/nginx-error.log;
+            pid \(d.directory)/nginx.pid;
+            events {}
+            http {
+                access_log off;
+                client_body_temp_path \(d.directory)/tmp; proxy_temp_path \(d.directory)/tmp;
+                fastcgi_temp_path \(d.directory)/tmp; uwsgi_temp_path \(d.directory)/tmp; scgi_temp_path \(d.directory)/tmp;
+                server {
+                    listen 127.0.0.1:\(port);
+                    # The test client plays several countries through X-Forwarded-For.
+                    set_real_ip_from 127.0.0.1;
+                    real_ip_header X-Forwarded-For;
+                    # (auth_request runs in the access phase: the content must come
+                    # after it, from a file, not from a rewrite-phase `return`.)
+                    location = /login {
+                        auth_request /geogate-check;
+                        root \(d.directory)/www;
+                    }
+                    location = /geogate-check {
+                        internal;
+                        proxy_pass http://unix:\(d.directory)/http.sock:/check?profile=web;
+                        proxy_pass_request_body off;
+                        proxy_set_header Content-Length "";
+                        proxy_set_header X-Real-IP $remote_addr;
+                    }
+                }
+            }
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let nginx = spawn("/usr/sbin/nginx", ["-p", d.directory, "-c", conf], stderr: d.directory + "/nginx.stderr")
+        try #require(nginx > 0, "cannot start /usr/sbin/nginx (Scripts/install-deps.sh installs nginx-light)")
+        defer { kill(nginx, SIGTERM); var s: Int32 = 0; waitpid(nginx, &s, 0) }
+        func status(_ address: String) -> String {
+            let out = d.directory + "/curl.out"
+            _ = run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Forwarded-For: \(address)",
+                                      "http://127.0.0.1:\(port)/login"], stdout: out, stderr: "/dev/null")
+            return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        }
+        var first = ""
+        for _ in 0..<50 where first != "200" {
+            first = status("81.2.69.160")
+            if first != "200" { usleep(100_000) }
+        }
+        #expect(first == "200", "GB is allowed for web: \(first) \((try? String(contentsOfFile: d.directory + "/nginx-error.log", encoding: .utf8)) ?? "")")
+        #expect(status("8.8.8.8") == "403", "US is not")
+        #expect(status("2a00:1450::1") == "403", "IE (IPv6) is not")
+        // The endpoint itself, without nginx: the decision travels in X-Geogate.
+        let raw = try Client(d.directory + "/http.sock")
+        raw.send("GET /check?profile=web HTTP/1.1\r\nHost: x\r\nX-Real-IP: 81.2.69.160\r\n\r\nGET /check?profile=nope HTTP/1.1\r\nHost: x\r\nX-Real-IP: 1.2.3.4\r\n\r\n")
+        let lines = raw.receive(lines: 7).joined(separator: "\n")
+        #expect(lines.contains("HTTP/1.1 204 No Content") && lines.contains("X-Geogate: ALLOW GB country-allowed"), "\(lines)")
+        #expect(lines.contains("HTTP/1.1 400 Bad Request") && lines.contains("X-Geogate: ERR unknown-profile"), "\(lines)")
+        // Daemon down: nginx fails the guarded location closed (500), never open.
+        _ = d.stop()
+        #expect(status("81.2.69.160") == "500")
     }
 }
