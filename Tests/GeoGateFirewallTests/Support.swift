@@ -35,30 +35,10 @@ func bash(_ script: String, in scratch: Scratch) -> CommandResult {
     var environment = ProcessInfo.processInfo.environment
     environment["GEOGATE"] = geogateBinary
     environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
-    let status = spawnAndWait(["/bin/bash", scriptFile], environment: environment, stdout: out, stderr: err)
+    let status = run("/bin/bash", [scriptFile], environment: environment, stdout: out, stderr: err)
     return CommandResult(status: status,
                          stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                          stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
-}
-
-/// posix_spawn + waitpid: Foundation's Process can miss the exit of a script that
-/// leaves background children (socat peers) behind; waitpid on the pid cannot.
-func spawnAndWait(_ argv: [String], environment: [String: String], stdout: String, stderr: String) -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_TRUNC | O_CREAT, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_TRUNC | O_CREAT, 0o644)
-    let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { for p in cArgs + cEnv { free(p) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv) == 0 else { return -1 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
-    return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
 }
 
 /// Root with CAP_NET_ADMIN: `ip netns add` works (checked once, with a namespace
