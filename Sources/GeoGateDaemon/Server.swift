@@ -38,9 +38,9 @@ public final class DaemonServer: Service, Sendable {
     }
 
     /// Binds the socket (replacing a stale socket file) and sets its mode and group,
-    /// or takes the socket systemd passed (socket activation: systemd owns its
-    /// path, mode and group then).
-    public func bind(group: EventLoopGroup) async throws -> Channel {
+    /// or, given `passedSocket`, serves the socket systemd passed (socket
+    /// activation: systemd owns its path, mode and group then).
+    public func bind(group: EventLoopGroup, passedSocket: Int32? = nil) async throws -> Channel {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -48,23 +48,16 @@ public final class DaemonServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
             }
-        if let fd = Systemd.listenDescriptor() {
+        if let fd = passedSocket {
             logger.info("using the socket passed by systemd (fd \(fd))")
             return try await bootstrap.withBoundSocket(fd).get()
         }
-        let channel = try await bootstrap.bind(unixDomainSocketPath: settings.socketPath, cleanupExistingSocketFile: true).get()
-        guard chmod(settings.socketPath, settings.socketMode) == 0,
-              settings.socketGroup.map({ chown(settings.socketPath, uid_t.max, $0) == 0 }) ?? true else {
-            let message = String(cString: strerror(errno))
-            try? await channel.close()
-            throw ServiceError("\(settings.socketPath): cannot set mode/group: \(message)")
-        }
-        return channel
+        return try await bindUnixSocket(bootstrap, path: settings.socketPath)
     }
 
     /// The HTTP endpoint for nginx auth_request, on its own socket (same mode/group).
     func bindHTTP(group: EventLoopGroup, path: String) async throws -> Channel {
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -73,7 +66,12 @@ public final class DaemonServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(HTTPCheckHandler(service: self.service))
                 }
             }
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        return try await bindUnixSocket(bootstrap, path: path)
+    }
+
+    /// Binds `path` and gives it the configured mode and group; closes it on failure.
+    func bindUnixSocket(_ bootstrap: ServerBootstrap, path: String) async throws -> Channel {
+        let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         guard chmod(path, settings.socketMode) == 0,
               settings.socketGroup.map({ chown(path, uid_t.max, $0) == 0 }) ?? true else {
             let message = String(cString: strerror(errno))
@@ -107,8 +105,8 @@ public final class DaemonServer: Service, Sendable {
         // Trap SIGHUP before saying READY: a reload sent right after READY=1 must
         // not meet the default action (terminate).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        let activated = getenv("LISTEN_FDS") != nil && getenv("LISTEN_PID").map { Int32(String(cString: $0)) == getpid() } == true
-        let channel = try await bind(group: group)
+        let passedSocket = Systemd.listenDescriptor()
+        let channel = try await bind(group: group, passedSocket: passedSocket)
         logger.info("listening on \(settings.socketPath)")
         var http: Channel?
         if let path = settings.httpSocketPath {
@@ -138,7 +136,7 @@ public final class DaemonServer: Service, Sendable {
             try? await http.close()
             unlink(settings.httpSocketPath!)
         }
-        if !activated { unlink(settings.socketPath) }
+        if passedSocket == nil { unlink(settings.socketPath) }
     }
 
     public func reloadAndLog(reason: String) {
@@ -219,8 +217,7 @@ final class RequestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
-        let answer = line.readableBytesView.withContiguousStorageIfAvailable { service.answer($0, peerUID: peerUID) }
-            ?? service.answer(Array(line.readableBytesView), peerUID: peerUID)
+        let answer = service.answer(line.readableBytesView, peerUID: peerUID)
         var out = context.channel.allocator.buffer(capacity: answer.utf8.count + 1)
         out.writeString(answer)
         out.writeInteger(UInt8(0x0A))

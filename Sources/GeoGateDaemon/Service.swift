@@ -23,10 +23,7 @@ public final class Snapshot: Sendable {
     /// Loads the config, then the trie it names (or `database`); throws a message.
     public static func load(configPath: String, database: String?) throws -> Snapshot {
         let config = try GeoGateConfig.load(path: configPath)
-        guard let path = database ?? config.database else {
-            throw ServiceError("no trie file: give --db FILE or set database: in \(configPath)")
-        }
-        return Snapshot(trie: try TrieFile(path: path), config: config, loadedAt: Int64(time(nil)))
+        return Snapshot(trie: try TrieFile(path: config.trieFile(override: database)), config: config, loadedAt: Int64(time(nil)))
     }
 }
 
@@ -48,8 +45,8 @@ public final class LookupService: Sendable {
         var errors = 0
         var reloads = 0
         var failedReloads = 0
-        /// "profile allow" / "profile deny" → count.
-        var verdicts: [String: Int] = [:]
+        /// Profile name → verdicts given.
+        var verdicts: [String: (allow: Int, deny: Int)] = [:]
     }
 
     public init(configPath: String, database: String?) throws {
@@ -83,12 +80,13 @@ public final class LookupService: Sendable {
             counters.withLock { $0.requests += 1; $0.errors += 1 }
             return error.description
         case .success(let request):
-            counters.withLock { $0.requests += 1 }
             return answer(request, peerUID: peerUID)
         }
     }
 
+    /// The answer line for a parsed request (the socket protocol and the HTTP endpoint).
     public func answer(_ request: Request, peerUID: UInt32?) -> String {
+        counters.withLock { $0.requests += 1 }
         let snap = snapshot
         switch request {
         case .ping:
@@ -101,7 +99,9 @@ public final class LookupService: Sendable {
                 return ProtocolError(.unknownProfile, "\"\(name.prefix(32))\" (profiles: \(snap.config.profiles.map(\.name).joined(separator: " ")))").description
             }
             let decision = snap.config.policy(profile).decide(address, country: snap.trie.country(of: address))
-            counters.withLock { $0.verdicts["\(name) \(decision.verdict.rawValue)", default: 0] += 1 }
+            counters.withLock {
+                if decision.verdict == .allow { $0.verdicts[name, default: (0, 0)].allow += 1 } else { $0.verdicts[name, default: (0, 0)].deny += 1 }
+            }
             return decision.description
         case .info:
             let m = snap.trie.metadata
@@ -109,13 +109,13 @@ public final class LookupService: Sendable {
             return "OK built=\(m.buildTime) age=\(max(0, now - m.buildTime)) loaded=\(snap.loadedAt) "
                 + "ipv4-ranges=\(m.v4RangeCount) ipv6-ranges=\(m.v6RangeCount) countries=\(snap.trie.countries.count) "
                 + "profiles=\(snap.config.profiles.map(\.name).joined(separator: ",")) "
-                + "sources=\(m.sources.map { "\($0.name):\($0.sha256.prefix(8).map { String(format2: $0) }.joined())" }.joined(separator: ","))"
+                + "sources=\(m.sources.map { "\($0.name):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))"
         case .stats:
             let c = counters.withLock { $0 }
             var line = "OK requests=\(c.requests) errors=\(c.errors) reloads=\(c.reloads) failed-reloads=\(c.failedReloads)"
             for profile in snap.config.profiles {
-                line += " \(profile.name).allow=\(c.verdicts["\(profile.name) allow", default: 0])"
-                line += " \(profile.name).deny=\(c.verdicts["\(profile.name) deny", default: 0])"
+                let v = c.verdicts[profile.name] ?? (0, 0)
+                line += " \(profile.name).allow=\(v.allow) \(profile.name).deny=\(v.deny)"
             }
             return line
         case .reload:
@@ -128,13 +128,5 @@ public final class LookupService: Sendable {
             case .failure(let error): return ProtocolError(.reloadFailed, "\(error) (still serving the previous data)").description
             }
         }
-    }
-}
-
-extension String {
-    /// Two lower-case hex digits.
-    init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self.init([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
     }
 }

@@ -47,15 +47,6 @@ public struct SourceFile: Sendable {
         }
         return SourceFile(path: path, content: content, storedSize: raw.count, sha256: digest, compression: compression)
     }
-
-    public var sha256Hex: String { sha256.map { String(format2hex: $0) }.joined() }
-}
-
-extension String {
-    init(format2hex byte: UInt8) {
-        let digits = Array("0123456789abcdef".utf8)
-        self.init(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 15)]], as: UTF8.self)
-    }
 }
 
 /// Reads a whole file with open/fstat/read; errors name the file and the call.

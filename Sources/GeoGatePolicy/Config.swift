@@ -36,6 +36,14 @@ public struct GeoGateConfig: Sendable {
 
     public func profile(named name: String) -> Profile? { profiles.first { $0.name == name } }
 
+    /// The trie file to use: `--db` when given, else `database:`; the error says how to name one.
+    public func trieFile(override: String?) throws(ConfigError) -> String {
+        guard let file = override ?? database else {
+            throw ConfigError(path: path, line: nil, key: "database", message: "no trie file: give --db FILE or set database: here")
+        }
+        return file
+    }
+
     public func policy(_ profile: Profile) -> Policy { Policy(profile: profile, trusted: trusted) }
 
     public static func load(path: String) throws(ConfigError) -> GeoGateConfig {
@@ -63,8 +71,7 @@ public struct GeoGateConfig: Sendable {
         } catch {
             throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
         }
-        var reader = Reader(path: path)
-        return try reader.config(root)
+        return try Reader(path: path).config(root)
     }
 
     static func yamlLine(_ error: YamlError) -> Int? {
@@ -172,7 +179,7 @@ private struct Reader {
         return out
     }
 
-    mutating func config(_ root: Node) throws(ConfigError) -> GeoGateConfig {
+    func config(_ root: Node) throws(ConfigError) -> GeoGateConfig {
         var trusted = TrustedNetworks.defaults
         var profiles: [Profile] = []
         var database: String?
@@ -256,7 +263,7 @@ private struct Reader {
         var confirmEmpty = false
         let known: Set<String> = ["scope", "allow-countries", "deny-countries", "allow-networks", "block-networks",
                                   "no-country", "set-name", "confirm-empty"]
-        for (k, kNode, v) in try mapping(body, key, allowed: known) {
+        for (k, _, v) in try mapping(body, key, allowed: known) {
             let full = "\(key).\(k)"
             switch k {
             case "scope":
@@ -274,8 +281,7 @@ private struct Reader {
             case "set-name":
                 setName = try string(v, full)
                 setNameNode = v
-            default:
-                _ = kNode
+            default:  // confirm-empty
                 confirmEmpty = try bool(v, full)
             }
         }

@@ -47,14 +47,17 @@ public struct Policy: Sendable {
         return Decision(verdict: profile.noCountry, country: nil, reason: "no-country")
     }
 
+    /// The most specific always-allowed / always-blocked network holding `address`
+    /// (the same network in both lists is a config error, so there is no tie).
     private func mostSpecificNetwork(containing address: IPAddress) -> (CIDR, Bool)? {
-        var best: (CIDR, Bool)?
-        for (list, allow) in [(profile.allowNetworks, true), (profile.blockNetworks, false)] {
-            for net in list where net.family == address.family && net.first <= address.value && address.value <= net.last {
-                if best == nil || net.prefixLength > best!.0.prefixLength { best = (net, allow) }
-            }
+        let allow = mostSpecific(of: profile.allowNetworks, containing: address)
+        let block = mostSpecific(of: profile.blockNetworks, containing: address)
+        switch (allow, block) {
+        case (nil, nil): return nil
+        case (let a?, nil): return (a, true)
+        case (nil, let b?): return (b, false)
+        case (let a?, let b?): return a.prefixLength > b.prefixLength ? (a, true) : (b, false)
         }
-        return best
     }
 
     /// Every allowed address of `family`, by set algebra over whole ranges: the
@@ -72,13 +75,14 @@ public struct Policy: Sendable {
             let mapped = AddressSet(family: family, intervals: map.ranges.map { .init(first: $0.start, last: $0.end) })
             allowed = allowed.union(AddressSet.all(family).subtracting(mapped))
         }
-        // 2: networks from the widest to the narrowest, so the most specific is applied last.
-        let networks = (profile.allowNetworks.map { ($0, true) } + profile.blockNetworks.map { ($0, false) })
-            .filter { $0.0.family == family }
-            .sorted { $0.0.prefixLength < $1.0.prefixLength }
-        for (net, allow) in networks {
-            let one = AddressSet(family: family, cidrs: [net])
-            allowed = allow ? allowed.union(one) : allowed.subtracting(one)
+        // 2: networks from the widest prefix to the narrowest, so the most specific
+        // wins. Networks of one length are disjoint (or the same network, which the
+        // config refuses in both lists), so each length is one union and one subtraction.
+        for length in 0...family.bitWidth {
+            let allow = profile.allowNetworks.filter { $0.family == family && $0.prefixLength == length }
+            let block = profile.blockNetworks.filter { $0.family == family && $0.prefixLength == length }
+            if !allow.isEmpty { allowed = allowed.union(AddressSet(family: family, cidrs: allow)) }
+            if !block.isEmpty { allowed = allowed.subtracting(AddressSet(family: family, cidrs: block)) }
         }
         // 1: trusted.
         return allowed.union(trusted.set(family))

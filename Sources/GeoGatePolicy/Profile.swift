@@ -65,9 +65,18 @@ public struct TrustedNetworks: Sendable {
 
     /// The most specific trusted network holding `address`, if any.
     public func network(containing address: IPAddress) -> CIDR? {
-        networks.filter { $0.family == address.family && $0.first <= address.value && address.value <= $0.last }
-            .max { $0.prefixLength < $1.prefixLength }
+        mostSpecific(of: networks, containing: address)
     }
 
     public func set(_ family: IPFamily) -> AddressSet { AddressSet(family: family, cidrs: networks) }
+}
+
+/// The longest-prefix network of `list` that holds `address` (a plain scan: the
+/// lists are an admin's few networks, and a scan allocates nothing per request).
+func mostSpecific(of list: [CIDR], containing address: IPAddress) -> CIDR? {
+    var best: CIDR?
+    for net in list where net.family == address.family && net.first <= address.value && address.value <= net.last {
+        if best.map({ net.prefixLength > $0.prefixLength }) ?? true { best = net }
+    }
+    return best
 }

@@ -21,8 +21,7 @@ struct Info: ParsableCommand {
         out.write("built: \(formatUTC(m.buildTime)) (\(m.buildTime))\n")
         out.write("sources:\n")
         for s in m.sources {
-            let sha = s.sha256.map { String($0, radix: 16).leftPadded(2) }.joined()
-            out.write("  \(s.name) \(s.format) \(s.storedSize) bytes sha256:\(sha)\n")
+            out.write("  \(s.name) \(s.format) \(s.storedSize) bytes sha256:\(hexString(s.sha256))\n")
         }
         out.write("ipv4: \(m.v4RangeCount) ranges, \(m.v4AddressCount) addresses\n")
         out.write("ipv6: \(m.v6RangeCount) ranges, \(m.v6AddressCount) addresses\n")
@@ -39,8 +38,4 @@ func formatUTC(_ seconds: Int64) -> String {
     var buffer = [CChar](repeating: 0, count: 64)
     let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

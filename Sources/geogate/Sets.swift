@@ -17,12 +17,12 @@ struct PolicyOptions: ParsableArguments {
     /// Loads the config (a bad one: message and exit 2) and the trie it is used with.
     static func load(config: String, db: String?) throws -> (GeoGateConfig, TrieFile) {
         let cfg: GeoGateConfig
-        do { cfg = try GeoGateConfig.load(path: config) } catch {
+        let path: String
+        do {
+            cfg = try GeoGateConfig.load(path: config)
+            path = try cfg.trieFile(override: db)
+        } catch {
             printError("geogate: \(error)")
-            throw ExitCode(2)
-        }
-        guard let path = db ?? cfg.database else {
-            printError("geogate: no trie file: give --db FILE or set database: in \(config)")
             throw ExitCode(2)
         }
         return (cfg, try openTrie(path))

@@ -30,8 +30,6 @@ func bash(_ script: String, in scratch: Scratch) -> CommandResult {
     let id = UUID().uuidString
     let scriptFile = scratch.write("script-\(id).sh", "set -u\ncd \(scratch.path)\n" + script)
     let out = scratch.path + "/out-\(id)", err = scratch.path + "/err-\(id)"
-    FileManager.default.createFile(atPath: out, contents: nil)
-    FileManager.default.createFile(atPath: err, contents: nil)
     var environment = ProcessInfo.processInfo.environment
     environment["GEOGATE"] = geogateBinary
     environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"

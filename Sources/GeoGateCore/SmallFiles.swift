@@ -19,3 +19,14 @@ public func readWholeFile(_ path: String, limit: Int = 16 << 20) throws(SystemEr
         }
     }
 }
+
+/// Lower-case hex of bytes (SHA-256 digests in `info`, the daemon's INFO).
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
