@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# geogate's benchmarks (compiler and firewall-sets issues), each measured side by side with its
-# reference in one run and reported as a ratio. Release build. Prints one line per
-# figure and PASS/FAIL against Benchmarks/thresholds.env.
+# geogate's benchmarks, each measured side by side with its reference in one run and
+# reported as a ratio. Release build. Prints one line per figure and PASS/FAIL against
+# Benchmarks/thresholds.env.
 #
-#   bash Benchmarks/run.sh            # everything, about a minute
+#   bash Benchmarks/run.sh                    # everything, about three minutes
+#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, sets, daemon
 #
 # Not part of the test suite: shared, noisy machines make timings poor assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Benchmarks/thresholds.env
 
-bash Scripts/install-deps.sh
-command -v hyperfine >/dev/null || { echo "hyperfine is needed: apt-get install -y hyperfine" >&2; exit 1; }
+sections="${*:-compiler sets daemon}"
+wants() { [[ " $sections " == *" $1 "* ]]; }
+
+bash Scripts/install-deps.sh bench
 swift build -c release 2>&1 | tail -1
 bin=.build/release
 work=$(mktemp -d)
@@ -26,8 +29,10 @@ gzip -dc Data/geoip.gz > "$work/geoip"
 gzip -dc Data/geoip6.gz > "$work/geoip6"
 perl Scripts/make-mmdb.pl "$work/ref.mmdb" "$work/geoip" "$work/geoip6"
 
+$bin/geogate compile -q -o "$work/countries.trie" --build-time 0
+
+if wants compiler; then
 echo "== compile the embedded dataset (wall time, peak memory)"
-$bin/geogate compile -o "$work/countries.trie" --build-time 0
 hyperfine --warmup 1 --runs 10 --export-json "$work/compile.json" \
     "$bin/geogate compile -q -o $work/c.trie" | grep -E "Time|Range"
 compile_ms=$(python3 -c "import json;print(round(json.load(open('$work/compile.json'))['results'][0]['mean']*1000))")
@@ -58,6 +63,9 @@ for q in q4 q6; do
     check "$q lookup ratio vs libmaxminddb" "$ratio" ">=" "$LOOKUP_RATIO_MIN"
 done
 
+fi
+
+if wants sets; then
 echo "== firewall sets (Benchmarks/bench.conf: 25 countries)"
 out=$($bin/geogate-bench sets --db "$work/countries.trie" --config Benchmarks/bench.conf --profile bench)
 echo "$out"
@@ -72,3 +80,71 @@ ip netns del "$ns"
 echo "$out"
 ratio=$(echo "$out" | sed -nE 's/^ratio: ([0-9.]+)/\1/p')
 check "libipset load vs ipset restore ratio" "$ratio" ">=" "$IPSET_LOAD_RATIO_MIN"
+fi
+
+if wants daemon; then
+echo "== daemon vs Redis over a Unix socket (same load generator, same run)"
+# Both servers on sockets in $work; nothing else on this machine is touched.
+sed -e "s#^database: .*#database: $work/live.trie#" -e "s#socket: /run/geogate/geogate.sock#socket: $work/geogate.sock#" \
+    Data/geogate.conf > "$work/geogate.conf"
+cp "$work/countries.trie" "$work/live.trie"
+$bin/geogate serve --config "$work/geogate.conf" 2> "$work/serve.log" &
+daemon=$!
+redis-server --port 0 --unixsocket "$work/redis.sock" --save "" --appendonly no --daemonize yes \
+    --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+trap 'kill $daemon 2>/dev/null; [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -S "$work/geogate.sock" ] && [ -S "$work/redis.sock" ] && [ -f "$work/redis.pid" ] && break; sleep 0.1; done
+redis=$(cat "$work/redis.pid")
+# CHECK web <ip> over addresses inside allocated IPv4 and IPv6 ranges (3:1).
+$bin/geogate-bench queries --db "$work/countries.trie" --family 4 --mode allocated --count 3072 -o "$work/l4"
+$bin/geogate-bench queries --db "$work/countries.trie" --family 6 --mode allocated --count 1024 -o "$work/l6"
+awk 'NR == FNR { v6[FNR] = $0; next } { print; if (FNR % 3 == 0) print v6[FNR / 3] }' "$work/l6" "$work/l4" > "$work/load-queries"
+field() { sed -nE "s/.*$1: ([0-9.]+).*/\\1/p"; }
+for point in "1 1" "50 1" "50 16"; do
+    set -- $point
+    echo "-- $1 connections x $2 pipelined (median of $DAEMON_ROUNDS alternating rounds)"
+    : > "$work/g.txt"; : > "$work/r.txt"
+    for _ in $(seq "$DAEMON_ROUNDS"); do
+        $bin/geogate-bench load --socket "$work/geogate.sock" --target geogate -c "$1" -p "$2" --duration 2 --warmup 0.5 \
+            --queries "$work/load-queries" --server-pid $daemon >> "$work/g.txt"
+        $bin/geogate-bench load --socket "$work/redis.sock" --target redis -c "$1" -p "$2" --duration 2 --warmup 0.5 \
+            --server-pid "$redis" >> "$work/r.txt"
+    done
+    failed=$(cat "$work/g.txt" "$work/r.txt" | field failed | awk '{s+=$1} END {print s+0}')
+    g=$(field throughput < "$work/g.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    r=$(field throughput < "$work/r.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    gp99=$(field p99 < "$work/g.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    rp99=$(field p99 < "$work/r.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    gcpu=$(field "server CPU" < "$work/g.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    rcpu=$(field "server CPU" < "$work/r.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    echo "geogate: $g requests/s, p99 $gp99 ms, $gcpu us CPU per request"
+    echo "redis:   $r requests/s, p99 $rp99 ms, $rcpu us CPU per request"
+    check "failed requests at $1x$2" "$failed" "==" 0
+    check "throughput ratio vs Redis at $1x$2" "$(awk "BEGIN { printf \"%.2f\", $g / $r }")" ">=" "$DAEMON_RATIO_MIN"
+    [ "$point" = "50 1" ] && check "p99 ms at 50x1" "$gp99" "<=" "$DAEMON_P99_MS_MAX"
+done
+
+echo "-- 10 trie reloads under 50 connections of load"
+$bin/geogate compile -q -o "$work/other.trie" --build-time 1
+$bin/geogate-bench load --socket "$work/geogate.sock" --target geogate -c 50 -p 1 --duration 6 --warmup 0.5 \
+    --queries "$work/load-queries" > "$work/reload-load.txt" &
+loader=$!
+sleep 1
+reloaded=0
+for i in $(seq 10); do
+    # Replace the live file the way refresh does (a new file renamed over it), then RELOAD.
+    if [ $((i % 2)) = 1 ]; then cp "$work/other.trie" "$work/next.trie"; else cp "$work/countries.trie" "$work/next.trie"; fi
+    mv "$work/next.trie" "$work/live.trie"
+    answer=$(printf 'RELOAD\n' | socat -t 5 - "UNIX-CONNECT:$work/geogate.sock")
+    [[ "$answer" == "OK reloaded"* ]] && reloaded=$((reloaded + 1)) || echo "RELOAD answered: $answer"
+    sleep 0.4
+done
+wait $loader
+cat "$work/reload-load.txt" | grep -E "answered|first failure" || true
+check "reloads answered OK" "$reloaded" "==" 10
+check "failed requests during reloads" "$(field failed < "$work/reload-load.txt")" "==" 0
+
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status")
+echo "daemon peak resident memory (VmHWM): $rss_kb kB"
+check "daemon peak resident memory MB" "$(awk "BEGIN { printf \"%.1f\", $rss_kb / 1024 }")" "<=" "$DAEMON_RSS_MB_MAX"
+fi

@@ -17,6 +17,11 @@ packages=(
     perl gzip xz-utils
 )
 
+# `install-deps.sh bench`: also what Benchmarks/run.sh measures with and against.
+if [ "${1:-}" = bench ]; then
+    packages+=(hyperfine redis-server)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,34 +15,74 @@ public enum Request: Sendable, Equatable {
 
     /// Parses one line (without the newline; a trailing CR is ignored).
     public static func parse(_ line: some Collection<UInt8>) -> Result<Request, ProtocolError> {
-        var bytes = Array(line)
-        if bytes.last == 0x0D { bytes.removeLast() }
-        guard bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
-            return .failure(ProtocolError(.notText, "requests are printable ASCII lines"))
+        Array(line).withUnsafeBytes { parse($0) }
+    }
+
+    /// Parses one line in place, without allocating for a well-formed LOOKUP or
+    /// CHECK (the daemon's hot path; a profile name of up to 15 bytes is a small string).
+    public static func parse(_ line: UnsafeRawBufferPointer) -> Result<Request, ProtocolError> {
+        var end = line.count
+        if end > 0 && line[end - 1] == 0x0D { end -= 1 }
+        // Up to three words, as ranges of `line`; a fourth only makes it "too many".
+        var words: (Range<Int>, Range<Int>, Range<Int>) = (0..<0, 0..<0, 0..<0)
+        var count = 0
+        var i = 0
+        while i < end {
+            let byte = line[i]
+            guard byte >= 0x20 && byte < 0x7F else {
+                return .failure(ProtocolError(.notText, "requests are printable ASCII lines"))
+            }
+            if byte == 0x20 { i += 1; continue }
+            var j = i
+            while j < end && line[j] != 0x20 {
+                guard line[j] >= 0x20 && line[j] < 0x7F else {
+                    return .failure(ProtocolError(.notText, "requests are printable ASCII lines"))
+                }
+                j += 1
+            }
+            switch count {
+            case 0: words.0 = i..<j
+            case 1: words.1 = i..<j
+            case 2: words.2 = i..<j
+            default: break
+            }
+            count += 1
+            i = j
         }
-        let words = bytes.split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
-        guard let command = words.first?.uppercased() else { return .failure(ProtocolError(.syntax, "empty request")) }
-        let args = Array(words.dropFirst())
-        func address(_ text: String) -> Result<IPAddress, ProtocolError> {
-            IPAddress(text).map { .success($0) } ?? .failure(ProtocolError(.badAddress, "\"\(text.prefix(64))\" is not an IP address"))
+        guard count > 0 else { return .failure(ProtocolError(.syntax, "empty request")) }
+        let command = UnsafeRawBufferPointer(rebasing: line[words.0])
+        let arguments = count - 1
+        func address(_ range: Range<Int>) -> Result<IPAddress, ProtocolError> {
+            let bytes = UnsafeRawBufferPointer(rebasing: line[range]).assumingMemoryBound(to: UInt8.self)
+            if let a = IPAddress.parse(bytes) { return .success(a) }
+            return .failure(ProtocolError(.badAddress, "\"\(String(decoding: bytes.prefix(64), as: UTF8.self))\" is not an IP address"))
         }
-        func arity(_ n: Int, _ usage: String) -> ProtocolError? {
-            args.count == n ? nil : ProtocolError(.syntax, "usage: \(usage)")
+        func usage(_ text: String) -> Result<Request, ProtocolError> { .failure(ProtocolError(.syntax, "usage: \(text)")) }
+        if command.equalsIgnoringCase("CHECK") {
+            guard arguments == 2 else { return usage("CHECK <profile> <ip>") }
+            let profile = String(decoding: UnsafeRawBufferPointer(rebasing: line[words.1]), as: UTF8.self)
+            return address(words.2).map { .check(profile: profile, $0) }
         }
-        switch command {
-        case "LOOKUP":
-            if let e = arity(1, "LOOKUP <ip>") { return .failure(e) }
-            return address(args[0]).map { .lookup($0) }
-        case "CHECK":
-            if let e = arity(2, "CHECK <profile> <ip>") { return .failure(e) }
-            return address(args[1]).map { .check(profile: args[0], $0) }
-        case "INFO": return arity(0, "INFO").map { .failure($0) } ?? .success(.info)
-        case "STATS": return arity(0, "STATS").map { .failure($0) } ?? .success(.stats)
-        case "PING": return arity(0, "PING").map { .failure($0) } ?? .success(.ping)
-        case "RELOAD": return arity(0, "RELOAD").map { .failure($0) } ?? .success(.reload)
-        default:
-            return .failure(ProtocolError(.unknownCommand, "\"\(command.prefix(32))\" (commands: LOOKUP CHECK INFO STATS PING RELOAD)"))
+        if command.equalsIgnoringCase("LOOKUP") {
+            guard arguments == 1 else { return usage("LOOKUP <ip>") }
+            return address(words.1).map { .lookup($0) }
         }
+        let bare: [(StaticString, Request)] = [("INFO", .info), ("STATS", .stats), ("PING", .ping), ("RELOAD", .reload)]
+        for (name, request) in bare where command.equalsIgnoringCase(name) {
+            return arguments == 0 ? .success(request) : usage("\(name)")
+        }
+        let shown = String(decoding: command.prefix(32), as: UTF8.self).uppercased()
+        return .failure(ProtocolError(.unknownCommand, "\"\(shown)\" (commands: LOOKUP CHECK INFO STATS PING RELOAD)"))
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// ASCII case-insensitive comparison with an upper-case `word`.
+    func equalsIgnoringCase(_ word: StaticString) -> Bool {
+        guard count == word.utf8CodeUnitCount else { return false }
+        let expected = word.utf8Start
+        for i in 0..<count where self[i] & 0xDF != expected[i] { return false }
+        return true
     }
 }
 

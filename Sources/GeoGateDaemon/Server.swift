@@ -21,6 +21,10 @@ public struct DaemonSettings: Sendable {
     public var socketGroup: gid_t?
     public var idleTimeoutSeconds: Int64 = 60
     public var maxConnections = 1024
+    /// Event-loop threads answering requests.
+    public var threads = 1
+    /// Seconds between looks for a replaced trie or config file; 0: no looking.
+    public var watchIntervalSeconds = 5
 
     public init(socketPath: String) { self.socketPath = socketPath }
 }
@@ -45,6 +49,7 @@ public final class DaemonServer: Service, Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 256 * 1024))
+            .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
             }
@@ -93,15 +98,13 @@ public final class DaemonServer: Service, Sendable {
             return
         }
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleStateHandler(allTimeout: .seconds(settings.idleTimeoutSeconds)))
-        try sync.addHandler(ByteToMessageHandler(LineDecoder(maxLength: Request.maxLineLength)))
-        try sync.addHandler(RequestHandler(service: service, logger: logger))
+        try sync.addHandler(RequestHandler(service: service, logger: logger, idleTimeout: .seconds(settings.idleTimeoutSeconds)))
     }
 
     /// Serves until graceful shutdown (SIGTERM/SIGINT through ServiceGroup);
-    /// SIGHUP reloads the trie and config.
+    /// SIGHUP, or a replaced trie or config file, reloads them.
     public func run() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         // Trap SIGHUP before saying READY: a reload sent right after READY=1 must
         // not meet the default action (terminate).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -122,6 +125,16 @@ public final class DaemonServer: Service, Sendable {
                 tasks.addTask {
                     for await _ in hangups {
                         self.reloadAndLog(reason: "SIGHUP")
+                    }
+                }
+                if settings.watchIntervalSeconds > 0 {
+                    tasks.addTask {
+                        // A look every few seconds (two stat calls) instead of inotify: it
+                        // also sees a file replaced on another mount or through a symlink.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(self.settings.watchIntervalSeconds))
+                            if self.service.filesChanged() { self.reloadAndLog(reason: "file replaced") }
+                        }
                     }
                 }
                 try await channel.closeFuture.get()
@@ -149,38 +162,6 @@ public final class DaemonServer: Service, Sendable {
     }
 }
 
-/// Splits the byte stream into lines (LF, optional CR); a line longer than
-/// `maxLength` is an error that ends the connection.
-struct LineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-    let maxLength: Int
-
-    struct LineTooLong: Error {}
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let view = buffer.readableBytesView
-        if let newline = view.firstIndex(of: 0x0A) {
-            let length = newline - view.startIndex
-            guard length <= maxLength + 1 else { throw LineTooLong() }  // +1: a CR
-            let line = buffer.readSlice(length: length)!
-            buffer.moveReaderIndex(forwardBy: 1)
-            context.fireChannelRead(wrapInboundOut(line))
-            return .continue
-        }
-        if buffer.readableBytes > maxLength + 1 { throw LineTooLong() }
-        return .needMoreData
-    }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        // A last request without its newline still gets its answer.
-        if seenEOF, buffer.readableBytes > 0, let line = buffer.readSlice(length: buffer.readableBytes) {
-            context.fireChannelRead(wrapInboundOut(line))
-        }
-        return .needMoreData
-    }
-}
-
 /// `struct ucred` of SO_PEERCRED (Glibc hides it behind _GNU_SOURCE).
 struct PeerCredentials: Sendable {
     var pid: Int32 = 0
@@ -188,9 +169,14 @@ struct PeerCredentials: Sendable {
     var gid: UInt32 = 0
 }
 
-/// Answers each line in order. Writes are flushed once per read burst; when the
-/// client stops reading and the outbound buffer passes its high-water mark, reads
-/// pause until it drains, so a client that never reads costs bounded memory.
+/// Answers each line in order. Every read is answered as one batch: all its
+/// complete lines are parsed in place and their answers written into one buffer
+/// (one write per read, one flush per read burst); a line cut by the read waits
+/// in `partial` for its end. When the client stops reading and the outbound
+/// buffer passes its high-water mark, reads pause until it drains, so a client
+/// that never reads costs bounded memory. A connection that sends nothing for
+/// `idleTimeout` is closed (a timer of our own: NIO's IdleStateHandler tracks
+/// write completions with a promise per write, a cost on every answer).
 final class RequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -199,10 +185,44 @@ final class RequestHandler: ChannelInboundHandler {
     let logger: Logger
     var peerUID: UInt32?
     var inputClosed = false
+    /// The start of a line whose newline has not arrived yet.
+    var partial: ByteBuffer?
+    var output = ByteBufferAllocator().buffer(capacity: 4096)
+    var cache = LookupService.CachedSnapshot()
+    let idleTimeout: TimeAmount
+    var lastRead = NIODeadline.now()
+    var idleCheck: Scheduled<Void>?
 
-    init(service: LookupService, logger: Logger) {
+    init(service: LookupService, logger: Logger, idleTimeout: TimeAmount) {
         self.service = service
         self.logger = logger
+        self.idleTimeout = idleTimeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        scheduleIdleCheck(context: context, in: idleTimeout)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        context.fireChannelInactive()
+    }
+
+    /// Closes the connection when nothing was read for `idleTimeout`, else looks
+    /// again when that much time will have passed since the last read.
+    func scheduleIdleCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
+        let box = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = box.value
+            let idle = NIODeadline.now() - handler.lastRead
+            if idle >= handler.idleTimeout {
+                handler.logger.info("closing an idle connection")
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(context: context, in: handler.idleTimeout - idle)
+            }
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -216,12 +236,35 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        let answer = service.answer(line.readableBytesView, peerUID: peerUID)
-        var out = context.channel.allocator.buffer(capacity: answer.utf8.count + 1)
-        out.writeString(answer)
-        out.writeInteger(UInt8(0x0A))
-        context.write(wrapOutboundOut(out), promise: nil)
+        lastRead = .now()
+        var input = unwrapInboundIn(data)
+        if var carried = partial {
+            carried.writeBuffer(&input)
+            input = carried
+            partial = nil
+        }
+        // The answers go into one buffer kept across reads: once the socket has
+        // taken the last answers, NIO no longer holds it and it is reused as is
+        // (while NIO still holds it, writing copies it first: never a shared write).
+        output.clear()
+        let (consumed, tooLong) = input.withUnsafeReadableBytes { service.answerLines($0, peerUID: peerUID, cache: &cache, into: &output) }
+        input.moveReaderIndex(forwardBy: consumed)
+        if output.readableBytes > 0 { context.write(wrapOutboundOut(output), promise: nil) }
+        if tooLong {
+            logger.warning("closing a connection: request line over \(Request.maxLineLength) bytes")
+            var out = context.channel.allocator.buffer(capacity: 64)
+            out.writeString(ProtocolError(.tooLong, "request line over \(Request.maxLineLength) bytes").description + "\n")
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+            _ = context.channel.setOption(.autoRead, value: false)
+            return
+        }
+        if input.readableBytes > 0 {
+            // Copied out, so the read buffer it came in is not kept alive.
+            var carried = context.channel.allocator.buffer(capacity: max(64, input.readableBytes))
+            carried.writeBuffer(&input)
+            partial = carried
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -235,14 +278,16 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            logger.info("closing an idle connection")
-            context.close(promise: nil)
-        } else if case .some(.inputClosed) = event as? ChannelEvent {
-            // Half-closed: answer what was asked, then close.
+        if case .some(.inputClosed) = event as? ChannelEvent {
+            // Half-closed: answer what was asked (a last line may lack its newline), then close.
             inputClosed = true
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            var output = channel.allocator.buffer(capacity: 128)
+            if let last = partial, last.readableBytes > 0 {
+                last.withUnsafeReadableBytes { service.answerLastLine($0, peerUID: peerUID, into: &output) }
+                partial = nil
+            }
+            context.writeAndFlush(wrapOutboundOut(output)).whenComplete { _ in
                 channel.close(promise: nil)
             }
         } else {
@@ -251,15 +296,7 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is LineDecoder.LineTooLong {
-            logger.warning("closing a connection: request line over \(Request.maxLineLength) bytes")
-            var out = context.channel.allocator.buffer(capacity: 64)
-            out.writeString(ProtocolError(.tooLong, "request line over \(Request.maxLineLength) bytes").description + "\n")
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            logger.debug("connection error: \(error)")
-            context.close(promise: nil)
-        }
+        logger.debug("connection error: \(error)")
+        context.close(promise: nil)
     }
 }

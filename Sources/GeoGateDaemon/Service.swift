@@ -1,6 +1,7 @@
 import GeoGateCore
 import GeoGatePolicy
 import GeoGateTrie
+import NIOCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -13,18 +14,93 @@ public final class Snapshot: Sendable {
     public let trie: TrieFile
     public let config: GeoGateConfig
     public let loadedAt: Int64
+    /// The config's profiles ready to decide, in config order.
+    let profiles: [ProfileEntry]
+    /// The two files as they were when loaded: a replaced file differs.
+    let files: WatchedFiles
 
-    public init(trie: TrieFile, config: GeoGateConfig, loadedAt: Int64) {
+    init(trie: TrieFile, config: GeoGateConfig, files: WatchedFiles, counters: (String) -> VerdictCounters) {
         self.trie = trie
         self.config = config
-        self.loadedAt = loadedAt
+        self.files = files
+        self.loadedAt = Int64(time(nil))
+        profiles = config.profiles.map { ProfileEntry(name: $0.name, policy: config.policy($0), counters: counters($0.name)) }
     }
 
     /// Loads the config, then the trie it names (or `database`); throws a message.
-    public static func load(configPath: String, database: String?) throws -> Snapshot {
+    static func load(configPath: String, database: String?, counters: (String) -> VerdictCounters) throws -> Snapshot {
+        // Each file's identity is taken before it is read: a replacement racing the
+        // load then shows up as a change, and costs one more reload, never a miss.
+        let configIdentity = FileIdentity(path: configPath)
         let config = try GeoGateConfig.load(path: configPath)
-        return Snapshot(trie: try TrieFile(path: config.trieFile(override: database)), config: config, loadedAt: Int64(time(nil)))
+        let triePath = try config.trieFile(override: database)
+        let trieIdentity = FileIdentity(path: triePath)
+        let trie = try TrieFile(path: triePath)
+        return Snapshot(trie: trie, config: config,
+                        files: WatchedFiles(triePath: triePath, trie: trieIdentity, config: configIdentity), counters: counters)
     }
+
+    func profile(named name: String) -> ProfileEntry? {
+        for p in profiles where p.name == name { return p }
+        return nil
+    }
+}
+
+/// A class so that finding one per request costs one reference, not a copy of
+/// the profile's lists.
+final class ProfileEntry: Sendable {
+    let name: String
+    let policy: Policy
+    let counters: VerdictCounters
+
+    init(name: String, policy: Policy, counters: VerdictCounters) {
+        self.name = name
+        self.policy = policy
+        self.counters = counters
+    }
+}
+
+/// A profile's verdicts since the daemon started; kept by name across reloads.
+final class VerdictCounters: Sendable {
+    let allow = Atomic<Int>(0)
+    let deny = Atomic<Int>(0)
+}
+
+/// The verdict counters of every profile name seen, so a reload keeps counting.
+final class CounterRegistry: Sendable {
+    private let byName = Mutex<[String: VerdictCounters]>([:])
+
+    func counters(_ name: String) -> VerdictCounters {
+        byName.withLock { all in
+            if let c = all[name] { return c }
+            let c = VerdictCounters()
+            all[name] = c
+            return c
+        }
+    }
+}
+
+/// Which file a path names now: a replacement by rename changes the inode, an
+/// edit in place the size or modification time.
+struct FileIdentity: Equatable, Sendable {
+    var device: UInt64 = 0, inode: UInt64 = 0, size: Int64 = 0, modified: Int64 = 0, modifiedNanoseconds: Int64 = 0
+
+    /// nil when the path cannot be stat'ed (missing).
+    init?(path: String) {
+        var s = stat()
+        guard stat(path, &s) == 0 else { return nil }
+        device = UInt64(s.st_dev)
+        inode = UInt64(s.st_ino)
+        size = Int64(s.st_size)
+        modified = Int64(s.st_mtim.tv_sec)
+        modifiedNanoseconds = Int64(s.st_mtim.tv_nsec)
+    }
+}
+
+struct WatchedFiles: Equatable, Sendable {
+    var triePath: String
+    var trie: FileIdentity?
+    var config: FileIdentity?
 }
 
 public struct ServiceError: Error, CustomStringConvertible, Sendable {
@@ -38,95 +114,257 @@ public final class LookupService: Sendable {
     public let configPath: String
     public let database: String?
     private let current: Mutex<Snapshot>
-    private let counters = Mutex(Counters())
-
-    struct Counters {
-        var requests = 0
-        var errors = 0
-        var reloads = 0
-        var failedReloads = 0
-        /// Profile name → verdicts given.
-        var verdicts: [String: (allow: Int, deny: Int)] = [:]
-    }
+    /// Bumped by every swap, so a connection can keep using the snapshot it has
+    /// without taking the lock on each read (`snapshot(cached:)`).
+    private let generation = Atomic<Int>(0)
+    private let verdictCounters = CounterRegistry()
+    /// The files of the last reload that failed, so a watch does not retry the same bad file.
+    private let lastFailedFiles = Mutex<WatchedFiles?>(nil)
+    private let requests = Atomic<Int>(0)
+    private let errors = Atomic<Int>(0)
+    private let reloads = Atomic<Int>(0)
+    private let failedReloads = Atomic<Int>(0)
 
     public init(configPath: String, database: String?) throws {
         self.configPath = configPath
         self.database = database
-        self.current = Mutex(try Snapshot.load(configPath: configPath, database: database))
+        let registry = verdictCounters
+        self.current = Mutex(try Snapshot.load(configPath: configPath, database: database, counters: registry.counters))
     }
 
     public var snapshot: Snapshot { current.withLock { $0 } }
+
+    /// A connection's cached snapshot: kept while no swap happened since it was
+    /// taken, else replaced by the current one.
+    public struct CachedSnapshot {
+        var snapshot: Snapshot?
+        var generation = -1
+        public init() {}
+        init(snapshot: Snapshot, generation: Int) {
+            self.snapshot = snapshot
+            self.generation = generation
+        }
+    }
+
+    func snapshot(cached: inout CachedSnapshot) -> Snapshot {
+        let now = generation.load(ordering: .acquiring)
+        if now == cached.generation, let s = cached.snapshot { return s }
+        let (s, g) = current.withLock { ($0, generation.load(ordering: .relaxed)) }
+        cached = CachedSnapshot(snapshot: s, generation: g)
+        return s
+    }
 
     /// Maps the new trie and config, validates both, then swaps; on any error the
     /// old snapshot keeps serving and the error is returned.
     @discardableResult
     public func reload() -> Result<Snapshot, ServiceError> {
+        let filesBefore = currentFiles()
         do {
-            let fresh = try Snapshot.load(configPath: configPath, database: database)
-            current.withLock { $0 = fresh }
-            counters.withLock { $0.reloads += 1 }
+            let fresh = try Snapshot.load(configPath: configPath, database: database, counters: verdictCounters.counters)
+            current.withLock {
+                $0 = fresh
+                generation.add(1, ordering: .releasing)
+            }
+            reloads.add(1, ordering: .relaxed)
+            lastFailedFiles.withLock { $0 = nil }
             return .success(fresh)
         } catch {
-            counters.withLock { $0.failedReloads += 1 }
+            failedReloads.add(1, ordering: .relaxed)
+            lastFailedFiles.withLock { $0 = filesBefore }
             return .failure(ServiceError("\(error)"))
         }
     }
 
-    /// The answer line (without newline) for one request line. `peerUID` is the
-    /// caller's uid (SO_PEERCRED), nil when unknown: RELOAD needs root or our uid.
-    public func answer(_ line: some Collection<UInt8>, peerUID: UInt32?) -> String {
-        switch Request.parse(line) {
+    /// The trie (named by the current config) and config files as they are now.
+    func currentFiles() -> WatchedFiles {
+        let triePath = (try? GeoGateConfig.load(path: configPath).trieFile(override: database)) ?? snapshot.files.triePath
+        return WatchedFiles(triePath: triePath, trie: FileIdentity(path: triePath), config: FileIdentity(path: configPath))
+    }
+
+    /// True when the trie or config file was replaced or changed since the
+    /// snapshot was loaded, and not into the same files a reload already refused.
+    func filesChanged() -> Bool {
+        let snap = snapshot
+        let now = WatchedFiles(triePath: snap.files.triePath, trie: FileIdentity(path: snap.files.triePath),
+                               config: FileIdentity(path: configPath))
+        guard now != snap.files else { return false }
+        return lastFailedFiles.withLock { $0 } != currentFiles()
+    }
+
+    /// Answers every complete line of `input` in order, appending the answer lines
+    /// to `output`. Returns the bytes consumed (through the last newline), and
+    /// whether it stopped at a line over `Request.maxLineLength`. One snapshot
+    /// serves the whole batch (a RELOAD in it switches to the new one); `cache` is
+    /// the connection's, so a read costs no lock while nothing was swapped.
+    public func answerLines(_ input: UnsafeRawBufferPointer, peerUID: UInt32?, cache: inout CachedSnapshot,
+                            into output: inout ByteBuffer) -> (consumed: Int, tooLong: Bool) {
+        var snap = snapshot(cached: &cache)
+        var start = 0, answered = 0, failed = 0
+        defer {
+            requests.add(answered, ordering: .relaxed)
+            if failed > 0 { errors.add(failed, ordering: .relaxed) }
+        }
+        while start < input.count {
+            guard let found = memchr(input.baseAddress! + start, 0x0A, input.count - start) else { break }
+            let newline = input.baseAddress!.distance(to: UnsafeRawPointer(found))
+            if newline - start > Request.maxLineLength + 1 { return (start, true) }  // +1: a CR
+            let parsed = Request.parse(UnsafeRawBufferPointer(rebasing: input[start..<newline]))
+            answered += 1
+            if case .success(.stats) = parsed {
+                // STATS counts everything before it (and itself).
+                requests.add(answered, ordering: .relaxed)
+                errors.add(failed, ordering: .relaxed)
+                answered = 0
+                failed = 0
+            }
+            if !answer(parsed, snapshot: &snap, peerUID: peerUID, into: &output) { failed += 1 }
+            start = newline + 1
+        }
+        return (start, input.count - start > Request.maxLineLength + 1)
+    }
+
+    /// The answer to a last line without its newline (a half-closed connection).
+    public func answerLastLine(_ line: UnsafeRawBufferPointer, peerUID: UInt32?, into output: inout ByteBuffer) {
+        var snap = snapshot
+        requests.add(1, ordering: .relaxed)
+        if !answer(Request.parse(line), snapshot: &snap, peerUID: peerUID, into: &output) { errors.add(1, ordering: .relaxed) }
+    }
+
+    /// The answer line for a parsed request, as text (the HTTP endpoint, tests).
+    public func answer(_ request: Request, peerUID: UInt32?) -> String {
+        var snap = snapshot
+        var output = ByteBufferAllocator().buffer(capacity: 128)
+        requests.add(1, ordering: .relaxed)
+        if !answer(request, snapshot: &snap, peerUID: peerUID, into: &output) { errors.add(1, ordering: .relaxed) }
+        output.moveWriterIndex(to: output.writerIndex - 1)  // the newline
+        return String(buffer: output)
+    }
+
+    /// Writes one answer line; false for an `ERR` answer.
+    private func answer(_ parsed: Result<Request, ProtocolError>, snapshot snap: inout Snapshot, peerUID: UInt32?,
+                        into output: inout ByteBuffer) -> Bool {
+        switch parsed {
         case .failure(let error):
-            counters.withLock { $0.requests += 1; $0.errors += 1 }
-            return error.description
+            output.writeString(error.description)
+            output.writeInteger(UInt8(0x0A))
+            return false
         case .success(let request):
-            return answer(request, peerUID: peerUID)
+            return answer(request, snapshot: &snap, peerUID: peerUID, into: &output)
         }
     }
 
-    /// The answer line for a parsed request (the socket protocol and the HTTP endpoint).
-    public func answer(_ request: Request, peerUID: UInt32?) -> String {
-        counters.withLock { $0.requests += 1 }
-        let snap = snapshot
+    private func answer(_ request: Request, snapshot snap: inout Snapshot, peerUID: UInt32?, into output: inout ByteBuffer) -> Bool {
+        defer { output.writeInteger(UInt8(0x0A)) }
         switch request {
         case .ping:
-            return "PONG"
+            output.writeStaticString("PONG")
         case .lookup(let address):
-            return "OK \(address) \(snap.trie.country(of: address)?.description ?? "--")"
+            output.writeStaticString("OK ")
+            output.writeAddress(address)
+            output.writeInteger(UInt8(0x20))
+            output.writeCountry(snap.trie.country(of: address))
         case .check(let name, let address):
-            guard let profile = snap.config.profile(named: name) else {
-                counters.withLock { $0.errors += 1 }
-                return ProtocolError(.unknownProfile, "\"\(name.prefix(32))\" (profiles: \(snap.config.profiles.map(\.name).joined(separator: " ")))").description
+            guard let profile = snap.profile(named: name) else {
+                output.writeString(ProtocolError(.unknownProfile, "\"\(name.prefix(32))\" (profiles: \(snap.profiles.map(\.name).joined(separator: " ")))").description)
+                return false
             }
-            let decision = snap.config.policy(profile).decide(address, country: snap.trie.country(of: address))
-            counters.withLock {
-                if decision.verdict == .allow { $0.verdicts[name, default: (0, 0)].allow += 1 } else { $0.verdicts[name, default: (0, 0)].deny += 1 }
+            let decision = profile.policy.decide(address, country: snap.trie.country(of: address))
+            if decision.verdict == .allow {
+                profile.counters.allow.add(1, ordering: .relaxed)
+            } else {
+                profile.counters.deny.add(1, ordering: .relaxed)
             }
-            return decision.description
+            output.writeDecision(decision)
         case .info:
             let m = snap.trie.metadata
             let now = Int64(time(nil))
-            return "OK built=\(m.buildTime) age=\(max(0, now - m.buildTime)) loaded=\(snap.loadedAt) "
+            output.writeString("OK built=\(m.buildTime) age=\(max(0, now - m.buildTime)) loaded=\(snap.loadedAt) "
                 + "ipv4-ranges=\(m.v4RangeCount) ipv6-ranges=\(m.v6RangeCount) countries=\(snap.trie.countries.count) "
-                + "profiles=\(snap.config.profiles.map(\.name).joined(separator: ",")) "
-                + "sources=\(m.sources.map { "\($0.name):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))"
+                + "profiles=\(snap.profiles.map(\.name).joined(separator: ",")) "
+                + "sources=\(m.sources.map { "\($0.name):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))")
         case .stats:
-            let c = counters.withLock { $0 }
-            var line = "OK requests=\(c.requests) errors=\(c.errors) reloads=\(c.reloads) failed-reloads=\(c.failedReloads)"
-            for profile in snap.config.profiles {
-                let v = c.verdicts[profile.name] ?? (0, 0)
-                line += " \(profile.name).allow=\(v.allow) \(profile.name).deny=\(v.deny)"
+            var line = "OK requests=\(requests.load(ordering: .relaxed)) errors=\(errors.load(ordering: .relaxed)) "
+                + "reloads=\(reloads.load(ordering: .relaxed)) failed-reloads=\(failedReloads.load(ordering: .relaxed))"
+            for p in snap.profiles {
+                line += " \(p.name).allow=\(p.counters.allow.load(ordering: .relaxed)) \(p.name).deny=\(p.counters.deny.load(ordering: .relaxed))"
             }
-            return line
+            output.writeString(line)
         case .reload:
             guard let uid = peerUID, uid == 0 || uid == getuid() else {
-                counters.withLock { $0.errors += 1 }
-                return ProtocolError(.forbidden, "RELOAD is for root or the daemon's own user").description
+                output.writeString(ProtocolError(.forbidden, "RELOAD is for root or the daemon's own user").description)
+                return false
             }
             switch reload() {
-            case .success(let fresh): return "OK reloaded built=\(fresh.trie.metadata.buildTime)"
-            case .failure(let error): return ProtocolError(.reloadFailed, "\(error) (still serving the previous data)").description
+            case .success(let fresh):
+                snap = fresh
+                output.writeString("OK reloaded built=\(fresh.trie.metadata.buildTime)")
+            case .failure(let error):
+                output.writeString(ProtocolError(.reloadFailed, "\(error) (still serving the previous data)").description)
+                return false
             }
+        }
+        return true
+    }
+}
+
+extension ByteBuffer {
+    /// Two letters, or `--` for no country.
+    mutating func writeCountry(_ country: CountryCode?) {
+        if let c = country {
+            writeInteger(UInt16(c.rawValue))  // big-endian: the first letter first
+        } else {
+            writeStaticString("--")
+        }
+    }
+
+    /// Dotted IPv4 written digit by digit (no allocation); IPv6 in RFC 5952 form.
+    mutating func writeAddress(_ address: IPAddress) {
+        guard address.family == .v4 else {
+            writeString(IPAddress.format(address.value, family: .v6))
+            return
+        }
+        let v = UInt32(truncatingIfNeeded: address.value)
+        var shift: UInt32 = 24
+        while true {
+            let octet = UInt8(truncatingIfNeeded: v >> shift)
+            if octet >= 100 { writeInteger(0x30 + octet / 100) }
+            if octet >= 10 { writeInteger(0x30 + octet / 10 % 10) }
+            writeInteger(0x30 + octet % 10)
+            if shift == 0 { break }
+            writeInteger(UInt8(ascii: "."))
+            shift -= 8
+        }
+    }
+
+    /// `ALLOW|DENY <CC|--> <reason>`, as `Decision.description` prints it.
+    mutating func writeDecision(_ decision: Decision) {
+        let verdict: StaticString = decision.verdict == .allow ? "ALLOW " : "DENY "
+        let word = decision.reason.word
+        // The fixed part in one write: verdict, country, reason word.
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 32) { out in
+            var n = 0
+            func put(_ s: StaticString) {
+                for i in 0..<s.utf8CodeUnitCount { out[n + i] = s.utf8Start[i] }
+                n += s.utf8CodeUnitCount
+            }
+            put(verdict)
+            if let c = decision.country {
+                out[n] = UInt8(c.rawValue >> 8)
+                out[n + 1] = UInt8(c.rawValue & 0xFF)
+            } else {
+                out[n] = UInt8(ascii: "-")
+                out[n + 1] = UInt8(ascii: "-")
+            }
+            out[n + 2] = 0x20
+            n += 3
+            put(word)
+            return n
+        }
+        if let network = decision.reason.network {
+            writeInteger(UInt8(0x20))
+            writeAddress(IPAddress(family: network.family, value: network.address))
+            writeInteger(UInt8(ascii: "/"))
+            writeString(String(network.prefixLength))
         }
     }
 }

@@ -106,6 +106,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxConnections = 1024
     /// The nginx auth_request endpoint's socket (HTTP), off unless set.
     public var httpSocket: String?
+    /// Event-loop threads. One answers a couple of hundred thousand requests a
+    /// second (Benchmarks/); more only help on many cores under heavy load.
+    public var threads = 1
+    /// How often (seconds) to look whether the trie or config file was replaced,
+    /// and reload if so; 0 turns it off (SIGHUP and RELOAD still work).
+    public var watchIntervalSeconds = 5
     public init() {}
 }
 
@@ -217,7 +223,7 @@ private struct Reader {
 
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
         var d = DaemonConfig()
-        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket"]
+        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket", "watch-interval", "threads"]
         for (k, _, v) in try mapping(node, "daemon", allowed: known) {
             let key = "daemon.\(k)"
             switch k {
@@ -229,6 +235,8 @@ private struct Reader {
             case "socket-group": d.socketGroup = try string(v, key)
             case "http-socket": d.httpSocket = try string(v, key)
             case "idle-timeout": d.idleTimeoutSeconds = try number(v, key, 1...86_400)
+            case "watch-interval": d.watchIntervalSeconds = try number(v, key, 0...86_400)
+            case "threads": d.threads = try number(v, key, 1...64)
             default: d.maxConnections = try number(v, key, 1...100_000)
             }
         }

@@ -4,12 +4,45 @@ import GeoGateCore
 public struct Decision: Sendable, Equatable, CustomStringConvertible {
     public let verdict: Verdict
     public let country: CountryCode?
-    public let reason: String
+    public let reason: Reason
 
-    /// "ALLOW IT country" style, as `check` and the daemon print it.
+    /// "ALLOW IT country-allowed" style, as `check` and the daemon print it.
     public var description: String {
         "\(verdict == .allow ? "ALLOW" : "DENY") \(country?.description ?? "--") \(reason)"
     }
+}
+
+/// The rule of the precedence that decided (Docs/PROTOCOL.md lists the words).
+public enum Reason: Sendable, Equatable, CustomStringConvertible {
+    case trusted(CIDR)
+    case allowNetwork(CIDR)
+    case blockNetwork(CIDR)
+    case countryAllowed, countryNotAllowed, countryDenied, countryNotDenied
+    case noCountry
+
+    /// The reason's word; a fixed string, so the daemon writes it without allocating.
+    public var word: StaticString {
+        switch self {
+        case .trusted: "trusted"
+        case .allowNetwork: "allow-network"
+        case .blockNetwork: "block-network"
+        case .countryAllowed: "country-allowed"
+        case .countryNotAllowed: "country-not-allowed"
+        case .countryDenied: "country-denied"
+        case .countryNotDenied: "country-not-denied"
+        case .noCountry: "no-country"
+        }
+    }
+
+    /// The network of a network rule.
+    public var network: CIDR? {
+        switch self {
+        case .trusted(let n), .allowNetwork(let n), .blockNetwork(let n): n
+        default: nil
+        }
+    }
+
+    public var description: String { network.map { "\(word) \($0)" } ?? "\(word)" }
 }
 
 /// A profile with the global trusted networks: the one precedence, used by
@@ -18,7 +51,9 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
 /// 2. else the most specific always-allowed / always-blocked network decides;
 /// 3. else the country rule;
 /// 4. else (no country) the profile's no-country verdict.
-public struct Policy: Sendable {
+/// A class: the daemon decides with one per profile per request, and a reference
+/// is cheaper to hand around than the lists inside.
+public final class Policy: Sendable {
     public let profile: Profile
     public let trusted: TrustedNetworks
 
@@ -32,19 +67,19 @@ public struct Policy: Sendable {
     public func decide(_ address: IPAddress, country: CountryCode?) -> Decision {
         let address = address.unmappedIPv4 ?? address
         if let net = trusted.network(containing: address) {
-            return Decision(verdict: .allow, country: country, reason: "trusted \(net)")
+            return Decision(verdict: .allow, country: country, reason: .trusted(net))
         }
         if let (net, allow) = mostSpecificNetwork(containing: address) {
             return Decision(verdict: allow ? .allow : .deny, country: country,
-                            reason: "\(allow ? "allow-network" : "block-network") \(net)")
+                            reason: allow ? .allowNetwork(net) : .blockNetwork(net))
         }
         if let country {
             let allowed = profile.allows(country: country)
             return Decision(verdict: allowed ? .allow : .deny, country: country,
-                            reason: profile.mode == .allowlist ? (allowed ? "country-allowed" : "country-not-allowed")
-                                                               : (allowed ? "country-not-denied" : "country-denied"))
+                            reason: profile.mode == .allowlist ? (allowed ? .countryAllowed : .countryNotAllowed)
+                                                               : (allowed ? .countryNotDenied : .countryDenied))
         }
-        return Decision(verdict: profile.noCountry, country: nil, reason: "no-country")
+        return Decision(verdict: profile.noCountry, country: nil, reason: .noCountry)
     }
 
     /// The most specific always-allowed / always-blocked network holding `address`

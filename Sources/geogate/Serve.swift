@@ -32,6 +32,8 @@ struct Serve: AsyncParsableCommand {
         var settings = DaemonSettings(socketPath: socket ?? d.socket)
         settings.socketMode = mode_t(d.socketMode)
         settings.idleTimeoutSeconds = Int64(d.idleTimeoutSeconds)
+        settings.watchIntervalSeconds = d.watchIntervalSeconds
+        settings.threads = d.threads
         settings.maxConnections = d.maxConnections
         settings.httpSocketPath = d.httpSocket
         if let name = d.socketGroup {

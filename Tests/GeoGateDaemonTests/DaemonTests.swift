@@ -13,7 +13,8 @@ final class Daemon {
     let triePath: String
     var pid: pid_t = 0
 
-    init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000, httpSocket: Bool = false) throws {
+    init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000, httpSocket: Bool = false,
+         watchInterval: Int = 0) throws {
         directory = NSTemporaryDirectory() + "geogate-daemon-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         chmod(directory, 0o755)
@@ -28,6 +29,7 @@ final class Daemon {
               socket-mode: "0666"
               idle-timeout: \(idleTimeout)
               max-connections: \(maxConnections)
+              watch-interval: \(watchInterval)
             \(httpSocket ? "  http-socket: \(directory)/http.sock" : "")
             profiles:
               full:
@@ -262,6 +264,33 @@ final class Client {
         #expect(d.log.contains("reload (SIGHUP) failed, still serving the previous data"))
         c.send("LOOKUP 198.51.100.1\n")
         #expect(c.receive(lines: 1) == ["OK 198.51.100.1 IT"])
+    }
+
+    @Test func aReplacedTrieFileIsPickedUpUnasked() throws {
+        let d = try Daemon(watchInterval: 1)
+        let c = try Client(d.socket)
+        c.send("LOOKUP 198.51.100.1\n")
+        #expect(c.receive(lines: 1) == ["OK 198.51.100.1 --"])
+        try Daemon.compile("198.51.100.0,198.51.100.255,IT\n", to: d.triePath)
+        var answer = ""
+        for _ in 0..<50 where !answer.hasSuffix(" IT") {
+            usleep(100_000)
+            c.send("LOOKUP 198.51.100.1\n")
+            answer = c.receive(lines: 1).first ?? ""
+        }
+        #expect(answer == "OK 198.51.100.1 IT", "a watch-interval of 1 s picks the new file up within 5 s")
+        #expect(d.log.contains("reloaded (file replaced)"))
+        // A corrupt replacement is refused once, not retried every second, and the
+        // previous data keeps answering.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: d.triePath))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: d.triePath + ".tmp"))
+        rename(d.triePath + ".tmp", d.triePath)
+        usleep(3_500_000)
+        c.send("LOOKUP 198.51.100.1\nSTATS\n")
+        let answers = c.receive(lines: 2)
+        #expect(answers.first == "OK 198.51.100.1 IT")
+        #expect(answers.last?.contains(" reloads=1 failed-reloads=1 ") == true, "\(answers)")
+        #expect(d.log.contains("reload (file replaced) failed, still serving the previous data"))
     }
 
     @Test func reloadIsForRootOrTheDaemonsUserOnly() throws {

@@ -171,6 +171,10 @@ struct ConfigErrorTests {
         ("profiles:\n  full:\n    scope: full-server\n    allow-countries: [IT\n", "t.conf:"),
         ("trusted:\n  defaults: maybe\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
          "t.conf:2: trusted.defaults: expected true or false, not \"maybe\""),
+        ("daemon:\n  threads: 0\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
+         "t.conf:2: daemon.threads: \"0\" is not a number in 1...64"),
+        ("daemon:\n  watch-interval: soon\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
+         "t.conf:2: daemon.watch-interval: \"soon\" is not a number in 0...86400"),
         ("", "empty config"),
         ("database: x\n", "profiles: at least one profile is needed"),
     ])
