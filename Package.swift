@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries, reached through system-library targets.
@@ -26,6 +27,7 @@ let package = Package(
                        providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         // libipset's session API behind a small exit()-free C shim (variadic callbacks).
         .target(name: "CIPSet", linkerSettings: [.linkedLibrary("ipset")]),
 
@@ -52,10 +54,17 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                .product(name: "UnixSignals", package: "swift-service-lifecycle")]),
+        // Scheduled refresh: downloads (AsyncHTTPClient), archives (libarchive), checks,
+        // the sanity guard, the swap, then daemon reload and sets.
+        .target(name: "GeoGateRefresh",
+                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall", "CArchive",
+                               .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                               .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "Logging", package: "swift-log")]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
-                                         "GeoGateDaemon",
+                                         "GeoGateDaemon", "GeoGateRefresh",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log"),
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
@@ -73,6 +82,11 @@ let package = Package(
         .testTarget(name: "GeoGateFirewallTests",
                     dependencies: ["GeoGateFirewall", "GeoGatePolicy", "GeoGateTrie", "GeoGateCore", "GeoGateTestSupport"]),
         .testTarget(name: "GeoGateDaemonTests", dependencies: ["GeoGateTestSupport"]),
+        .testTarget(name: "GeoGateRefreshTests",
+                    dependencies: ["GeoGateTestSupport",
+                                   .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOPosix", package: "swift-nio"),
+                                   .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
     ]
 )

@@ -29,6 +29,8 @@ public struct GeoGateConfig: Sendable {
     public let database: String?
     /// `daemon:`, the lookup daemon's socket and limits.
     public let daemon: DaemonConfig
+    /// `refresh:`, where `geogate refresh` gets its data and how it guards the swap.
+    public let refresh: RefreshConfig
 
     /// ipset's limit is 31 characters; the temporary set adds `temporarySuffix`.
     public static let maxSetNameLength = 31
@@ -116,7 +118,7 @@ public struct DaemonConfig: Sendable, Equatable {
 }
 
 /// Walks the YAML nodes, keeping the key path and line for each error.
-private struct Reader {
+struct Reader {
     let path: String
 
     func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
@@ -191,10 +193,12 @@ private struct Reader {
         var database: String?
         var profilesNode: Node?
         var daemon = DaemonConfig()
-        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database", "daemon"]) {
+        var refresh = RefreshConfig()
+        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database", "daemon", "refresh"]) {
             switch name {
             case "database": database = try string(value, name)
             case "daemon": daemon = try daemonConfig(value)
+            case "refresh": refresh = try refreshConfig(value)
             case "trusted":
                 var useDefaults = true
                 var extra: [CIDR] = []
@@ -218,7 +222,7 @@ private struct Reader {
             setNames[p.setName] = p.name
         }
         return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
-                             daemon: daemon)
+                             daemon: daemon, refresh: refresh)
     }
 
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {

@@ -10,7 +10,8 @@ struct GeoGate: AsyncParsableCommand {
             `lookup`, `info`, `export`. See README.md and Docs/.
             """,
         version: "0.1.0",
-        subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self, Serve.self]
+        subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self, Serve.self,
+                      Refresh.self, Rollback.self]
     )
 }
 

@@ -1,0 +1,166 @@
+import GeoGateCore
+import Yams
+
+/// The `refresh:` section: the sources `geogate refresh` downloads (merged in
+/// order, a later one overriding an earlier one where they overlap, as `compile`
+/// does), the download limits, the sanity guard and what follows a change.
+public struct RefreshConfig: Sendable, Equatable {
+    public var sources: [RefreshSource] = []
+    /// Downloads, their validators (ETag, Last-Modified) and the lock file.
+    public var stateDirectory = "/var/lib/geogate/refresh"
+    /// Seconds a request may take (connect, head and body together).
+    public var timeoutSeconds = 300
+    /// Further attempts after a 5xx, a 429 or a network error (not after another 4xx).
+    public var retries = 3
+    /// The first wait before a retry, doubled for each next one.
+    public var retryDelayMilliseconds = 2000
+    /// A download larger than this is refused.
+    public var maxSizeMegabytes = 512
+    /// The guard, in percent: the addresses of a family, and of any country a profile names.
+    public var maxFamilyChangePercent = 10.0
+    public var maxCountryChangePercent = 30.0
+    /// Fewer ranges than this (both families) is always refused, even with --force.
+    public var minRanges = 1000
+    public var reloadDaemon = true
+    public var applySets = true
+    /// Run by /bin/sh after a change (GEOGATE_TRIE in its environment).
+    public var onChange: String?
+
+    public init() {}
+}
+
+/// One source of `refresh.sources`: a built-in provider, a URL or a local file.
+public struct RefreshSource: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case provider(Provider)
+        case url(String)
+        case file(String)
+    }
+
+    /// The built-in providers: their URL patterns, archive layouts and checksums.
+    public enum Provider: String, Sendable, CaseIterable {
+        case dbipLite = "dbip-lite"
+        case maxmind
+        case rir
+        case ipdeny
+        case tor
+    }
+
+    public var kind: Kind
+    /// A mirror, or a test server, in place of the provider's own address.
+    public var baseURL: String?
+    /// maxmind: GeoLite2-Country (default), GeoLite2-Country-CSV, GeoIP2-Country, GeoIP2-Country-CSV.
+    public var edition = "GeoLite2-Country"
+    public var accountID: String?
+    public var licenseKey: String?
+    /// ipdeny: the country zones to fetch.
+    public var countries: [CountryCode] = []
+    /// A pinned SHA-256 (hex) of the download, or the URL of a sidecar holding it.
+    public var sha256: String?
+    public var sha256URL: String?
+    /// The input format, when it should not be detected (`compile --format`).
+    public var format: String?
+
+    public init(kind: Kind) { self.kind = kind }
+}
+
+extension Reader {
+    func refreshConfig(_ node: Node) throws(ConfigError) -> RefreshConfig {
+        var r = RefreshConfig()
+        let known: Set<String> = ["sources", "state-dir", "timeout", "retries", "retry-delay-ms", "max-size-mb",
+                                  "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
+                                  "on-change"]
+        for (k, _, v) in try mapping(node, "refresh", allowed: known) {
+            let key = "refresh.\(k)"
+            switch k {
+            case "sources":
+                for (item, itemKey) in try list(v, key) { r.sources.append(try refreshSource(item, itemKey)) }
+            case "state-dir": r.stateDirectory = try string(v, key)
+            case "timeout": r.timeoutSeconds = try number(v, key, 1...86_400)
+            case "retries": r.retries = try number(v, key, 0...20)
+            case "retry-delay-ms": r.retryDelayMilliseconds = try number(v, key, 0...600_000)
+            case "max-size-mb": r.maxSizeMegabytes = try number(v, key, 1...65_536)
+            case "max-family-change": r.maxFamilyChangePercent = try percent(v, key)
+            case "max-country-change": r.maxCountryChangePercent = try percent(v, key)
+            case "min-ranges": r.minRanges = try number(v, key, 1...100_000_000)
+            case "reload-daemon": r.reloadDaemon = try bool(v, key)
+            case "apply-sets": r.applySets = try bool(v, key)
+            default: r.onChange = try string(v, key)
+            }
+        }
+        return r
+    }
+
+    func percent(_ node: Node, _ key: String) throws(ConfigError) -> Double {
+        let text = try string(node, key)
+        guard let p = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), p >= 0, p <= 100 else {
+            throw fail(node, key, "\"\(text)\" is not a percentage in 0...100")
+        }
+        return p
+    }
+
+    func refreshSource(_ node: Node, _ key: String) throws(ConfigError) -> RefreshSource {
+        let known: Set<String> = ["provider", "url", "file", "base-url", "edition", "account-id", "license-key",
+                                  "license-key-file", "countries", "sha256", "sha256-url", "format"]
+        let entries = try mapping(node, key, allowed: known)
+        let kinds = entries.filter { ["provider", "url", "file"].contains($0.0) }
+        guard kinds.count == 1, let (kindName, _, kindValue) = kinds.first else {
+            throw fail(node, key, "each source has exactly one of provider, url or file")
+        }
+        let value = try string(kindValue, "\(key).\(kindName)")
+        var source: RefreshSource
+        switch kindName {
+        case "provider":
+            guard let p = RefreshSource.Provider(rawValue: value) else {
+                throw fail(kindValue, "\(key).provider", "unknown provider \"\(value)\" (known: \(RefreshSource.Provider.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            source = RefreshSource(kind: .provider(p))
+        case "url":
+            guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+                throw fail(kindValue, "\(key).url", "\"\(value)\" is not an http:// or https:// URL")
+            }
+            source = RefreshSource(kind: .url(value))
+        default:
+            source = RefreshSource(kind: .file(value))
+        }
+        for (k, _, v) in entries where k != kindName {
+            let itemKey = "\(key).\(k)"
+            switch k {
+            case "base-url": source.baseURL = try string(v, itemKey)
+            case "edition": source.edition = try string(v, itemKey)
+            case "account-id": source.accountID = try string(v, itemKey)
+            case "license-key": source.licenseKey = try string(v, itemKey)
+            case "license-key-file":
+                let path = try string(v, itemKey)
+                guard let bytes = try? readWholeFile(path, limit: 4096),
+                      let text = String(validating: bytes, as: UTF8.self)?.trimmingWhitespace(), !text.isEmpty else {
+                    throw fail(v, itemKey, "cannot read a license key from \(path)")
+                }
+                source.licenseKey = text
+            case "countries": source.countries = try countries(v, itemKey).sorted()
+            case "sha256":
+                let hex = try string(v, itemKey).lowercased()
+                guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else { throw fail(v, itemKey, "expected 64 hex digits") }
+                source.sha256 = hex
+            case "sha256-url": source.sha256URL = try string(v, itemKey)
+            default: source.format = try string(v, itemKey)
+            }
+        }
+        if case .provider(.maxmind) = source.kind, source.accountID == nil || source.licenseKey == nil {
+            throw fail(node, key, "the maxmind provider needs account-id and license-key (or license-key-file)")
+        }
+        if case .provider(.ipdeny) = source.kind, source.countries.isEmpty {
+            throw fail(node, key, "the ipdeny provider needs countries: [..]")
+        }
+        return source
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,146 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Why a refresh failed: what, and why; the live data was not changed.
+public struct RefreshError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What a server said about a download last time, sent back as a conditional
+/// request so an unchanged file is not downloaded again (MaxMind counts downloads).
+struct Validators: Equatable, Sendable {
+    var etag: String?
+    var lastModified: String?
+
+    var isEmpty: Bool { etag == nil && lastModified == nil }
+
+    /// `etag: ...` and `last-modified: ...` lines.
+    init(text: String) {
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("etag: ") { etag = String(line.dropFirst(6)) }
+            if line.hasPrefix("last-modified: ") { lastModified = String(line.dropFirst(15)) }
+        }
+    }
+
+    init(etag: String?, lastModified: String?) {
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+
+    var text: String {
+        (etag.map { "etag: \($0)\n" } ?? "") + (lastModified.map { "last-modified: \($0)\n" } ?? "")
+    }
+}
+
+/// HTTP(S) through AsyncHTTPClient: conditional requests, a deadline per request,
+/// retries with exponential backoff on 5xx, 429 and network errors (none on other
+/// 4xx), a size cap checked while the body streams to disk.
+struct HTTPFetcher {
+    let client: HTTPClient
+    let timeout: TimeAmount
+    let retries: Int
+    let retryDelay: TimeAmount
+    let maxBytes: Int
+    let logger: Logger
+
+    enum Outcome: Equatable {
+        case notModified
+        case downloaded(Validators, bytes: Int)
+        /// 404: for a source with a fallback (DB-IP's next month is not out yet).
+        case notFound
+    }
+
+    /// Fetches `url` into `path` (created or truncated); nothing is written on 304.
+    func fetch(_ url: String, to path: String, validators: Validators?, user: String?, password: String?,
+               name: String, notFoundIsAnAnswer: Bool = false) async throws(RefreshError) -> Outcome {
+        var attempt = 0
+        while true {
+            do {
+                return try await once(url, to: path, validators: validators, user: user, password: password, name: name,
+                                      notFoundIsAnAnswer: notFoundIsAnAnswer)
+            } catch let failure as Failure {
+                guard failure.retryable, attempt < retries else {
+                    throw RefreshError("\(name): \(redacted(url)): \(failure.message)\(attempt > 0 ? " (after \(attempt + 1) attempts)" : "")")
+                }
+                let wait = retryDelay * Int64(1 << min(attempt, 16))
+                logger.warning("\(name): \(failure.message); retrying in \(Double(wait.nanoseconds) / 1e9) s (attempt \(attempt + 2) of \(retries + 1))")
+                try? await Task.sleep(nanoseconds: UInt64(wait.nanoseconds))
+                attempt += 1
+            } catch {
+                throw RefreshError("\(name): \(redacted(url)): \(error)")
+            }
+        }
+    }
+
+    struct Failure: Error {
+        let message: String
+        let retryable: Bool
+    }
+
+    private func once(_ url: String, to path: String, validators: Validators?, user: String?, password: String?,
+                      name: String, notFoundIsAnAnswer: Bool) async throws -> Outcome {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "geogate-refresh")
+        if let etag = validators?.etag { request.headers.add(name: "If-None-Match", value: etag) }
+        if let date = validators?.lastModified { request.headers.add(name: "If-Modified-Since", value: date) }
+        if let user, let password {
+            request.headers.add(name: "Authorization", value: "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
+        }
+        let response: HTTPClientResponse
+        do { response = try await client.execute(request, timeout: timeout) } catch {
+            throw Failure(message: "\(describe(error))", retryable: true)
+        }
+        let status = response.status.code
+        if status == 304 { return .notModified }
+        if status == 404 && notFoundIsAnAnswer { return .notFound }
+        guard status == 200 else {
+            throw Failure(message: "HTTP \(status) \(response.status.reasonPhrase)", retryable: status >= 500 || status == 429)
+        }
+        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBytes {
+            throw Failure(message: "\(length) bytes is over the \(maxBytes / (1 << 20)) MB limit (refresh.max-size-mb)", retryable: false)
+        }
+        guard let file = fopen(path, "wb") else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))", retryable: false) }
+        defer { fclose(file) }
+        var total = 0
+        do {
+            for try await chunk in response.body {
+                total += chunk.readableBytes
+                guard total <= maxBytes else {
+                    throw Failure(message: "over the \(maxBytes / (1 << 20)) MB limit (refresh.max-size-mb)", retryable: false)
+                }
+                let written = chunk.withUnsafeReadableBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+                guard written == chunk.readableBytes else { throw Failure(message: "cannot write \(path)", retryable: false) }
+            }
+        } catch let failure as Failure { throw failure } catch {
+            throw Failure(message: "body cut off after \(total) bytes: \(describe(error))", retryable: true)
+        }
+        guard fflush(file) == 0, fsync(fileno(file)) == 0 else { throw Failure(message: "cannot write \(path)", retryable: false) }
+        return .downloaded(Validators(etag: response.headers.first(name: "ETag"),
+                                      lastModified: response.headers.first(name: "Last-Modified")), bytes: total)
+    }
+
+    /// AsyncHTTPClient's errors say little in their default description.
+    private func describe(_ error: Error) -> String {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .deadlineExceeded: return "no complete answer within \(timeout.nanoseconds / 1_000_000_000) s (refresh.timeout)"
+            case .readTimeout: return "no data within \(timeout.nanoseconds / 1_000_000_000) s (refresh.timeout)"
+            case .connectTimeout: return "connect timed out"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return "\(e)"
+            }
+        }
+        return "\(error)"
+    }
+
+    /// A URL for a log line: no user info, no query (MaxMind keys can sit there).
+    func redacted(_ url: String) -> String {
+        var u = url
+        if let q = u.firstIndex(of: "?") { u = String(u[..<q]) + "?…" }
+        return u
+    }
+}

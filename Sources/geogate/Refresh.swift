@@ -1,0 +1,72 @@
+import ArgumentParser
+import GeoGatePolicy
+import GeoGateRefresh
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Refresh: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download the config's refresh.sources, check them, and swap in a new trie if the data changed.",
+        discussion: """
+            Conditional requests (ETag, If-Modified-Since), retries with backoff on 5xx/429/network errors, a size \
+            cap, checksums (provider sidecars or a pinned SHA-256). The new compile must pass the sanity guard \
+            (refresh.max-family-change, refresh.max-country-change against the live trie; --force accepts a larger \
+            change, never an empty or tiny dataset). Then the full-server sets are re-applied (lockout guard), the \
+            trie is swapped (the previous one kept for `geogate rollback`), the daemon gets RELOAD, and \
+            refresh.on-change runs. Exit 0 changed, 3 unchanged, 1 failed (nothing changed), 2 usage or bad config.
+            """)
+
+    @Option(help: ArgumentHelp("The config file.", valueName: "FILE")) var config: String
+    @Flag(help: "Accept a change beyond the sanity guard's thresholds.") var force = false
+
+    func run() async throws {
+        let cfg = try loadConfig(config)
+        let logger = refreshLogger()
+        do {
+            switch try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force) {
+            case .changed: return
+            case .unchanged: throw ExitCode(3)
+            }
+        } catch let error as RefreshError {
+            logger.error("\(error)")
+            logger.error("nothing changed")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put back the trie that the last refresh replaced, then reload the daemon and re-apply the sets.",
+        discussion: "Exit 0 rolled back, 1 failed (nothing changed), 2 usage or bad config.")
+
+    @Option(help: ArgumentHelp("The config file.", valueName: "FILE")) var config: String
+
+    func run() throws {
+        let cfg = try loadConfig(config)
+        let logger = refreshLogger()
+        do { try Refresher(config: cfg, logger: logger, now: buildTimeNow()).rollback() } catch {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func loadConfig(_ path: String) throws -> GeoGateConfig {
+    do { return try GeoGateConfig.load(path: path) } catch {
+        printError("geogate: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+func refreshLogger() -> Logger {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    return Logger(label: "geogate-refresh")
+}
+
+/// $SOURCE_DATE_EPOCH (reproducible builds, tests), else now.
+func buildTimeNow() -> Int64 {
+    getenv("SOURCE_DATE_EPOCH").flatMap { Int64(String(cString: $0)) } ?? Int64(time(nil))
+}

@@ -1,0 +1,260 @@
+import Foundation
+import GeoGateTestSupport
+import NIOHTTP1
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `geogate refresh` end to end: the real binary against a real HTTP server on
+/// loopback, with a scratch config, state directory and live trie.
+final class RefreshScratch {
+    let directory: String
+    let server: TestServer
+    var live: String { directory + "/live.trie" }
+    var configPath: String { directory + "/geogate.conf" }
+    var socket: String { directory + "/geogate.sock" }
+
+    init(source: String = "/dbip.csv", extra: String = "", timeout: Int = 5) throws {
+        directory = NSTemporaryDirectory() + "geogate-refresh-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        server = try TestServer()
+        try """
+            database: \(directory)/live.trie
+            daemon:
+              socket: \(directory)/geogate.sock
+              watch-interval: 0
+            profiles:
+              web:
+                scope: web-only
+                allow-countries: [IT, CH]
+            refresh:
+              state-dir: \(directory)/state
+              timeout: \(timeout)
+              retries: 2
+              retry-delay-ms: 50
+              max-size-mb: 1
+              min-ranges: 10
+              apply-sets: false
+              sources:
+                - url: \(server.url(source))
+            \(extra)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    deinit {
+        server.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A DB-IP CSV: `count` /16 ranges, 1.0.0.0/16 upward, countries cycling IT CH GB FR;
+    /// `renumber` gives range i the country of range i+1 for the first `renumber` ranges.
+    static func csv(count: Int = 200, swapGB: Bool = false) -> [UInt8] {
+        let countries = ["IT", "CH", "GB", "FR"]
+        var text = ""
+        for i in 0..<count {
+            var cc = countries[i % 4]
+            if swapGB && cc == "GB" { cc = "FR" }
+            text += "\(i / 256 + 1).\(i % 256).0.0,\(i / 256 + 1).\(i % 256).255.255,\(cc)\n"
+        }
+        text += "2001:db8::,2001:db8::ffff,IT\n"
+        return Array(text.utf8)
+    }
+
+    /// Runs `geogate refresh`; the exit status and what it logged.
+    func refresh(_ args: [String] = []) -> (Int32, String) {
+        let log = directory + "/refresh-\(UUID().uuidString).log"
+        let status = run(geogateBinary, ["refresh", "--config", configPath] + args, stderr: log)
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    func lookup(_ address: String) -> String {
+        let out = directory + "/lookup.out"
+        _ = run(geogateBinary, ["lookup", "--db", live, address], stdout: out, stderr: "/dev/null")
+        return ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    var liveBytes: Data? { try? Data(contentsOf: URL(fileURLWithPath: live)) }
+}
+
+@Suite(.serialized) struct RefreshTests {
+    @Test func downloadsThenAsksConditionallyAndGetsUnchanged() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        let (first, log) = s.refresh()
+        #expect(first == 0, "\(log)")
+        #expect(log.contains("downloaded") && log.contains("changed:"), "\(log)")
+        #expect(s.lookup("1.0.0.1") == "1.0.0.1 IT")
+        #expect(s.lookup("1.2.0.1") == "1.2.0.1 GB")
+        let (second, log2) = s.refresh()
+        #expect(second == 3, "\(log2)")
+        let seen = s.server.requests("/dbip.csv")
+        #expect(seen.count == 2)
+        #expect(seen.last?.ifNoneMatch == "\"v1\"" && seen.last?.answered == 304, "the second request is conditional and gets no body")
+        #expect(log2.contains("not modified"), "\(log2)")
+    }
+
+    @Test func aServerErrorIsRetriedThenTheDataChanges() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(status: .internalServerError), .init(status: .tooManyRequests),
+                                    .init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        let (status, log) = s.refresh()
+        #expect(status == 0, "\(log)")
+        #expect(s.server.requests("/dbip.csv").map(\.answered) == [500, 429, 200])
+        #expect(log.contains("retrying"), "\(log)")
+    }
+
+    @Test func aNotFoundIsNotRetriedAndChangesNothing() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        #expect(s.refresh().0 == 0)
+        let before = s.liveBytes
+        s.server.plan("/dbip.csv", [.init(status: .notFound)])
+        // A new state directory: the refresh must download, not answer from its cache.
+        try FileManager.default.removeItem(atPath: s.directory + "/state")
+        let (status, log) = s.refresh()
+        #expect(status == 1, "\(log)")
+        #expect(log.contains("HTTP 404") && log.contains("nothing changed"), "\(log)")
+        #expect(s.server.requests("/dbip.csv").count == 2, "no retry on 404")
+        #expect(s.liveBytes == before)
+    }
+
+    /// Each bad download is refused, the live trie stays byte for byte, and the
+    /// refused download is not cached (a later good one is fetched in full).
+    @Test(arguments: ["truncated-gzip", "checksum", "oversize", "slow", "halved"])
+    func aBadDownloadIsRefusedWithTheOldDataLive(kind: String) throws {
+        let path = kind == "truncated-gzip" ? "/dbip.csv.gz" : "/dbip.csv"
+        let pin = kind == "checksum" ? "\n      sha256: \(String(repeating: "ab", count: 32))" : ""
+        let s = try RefreshScratch(source: path, timeout: kind == "slow" ? 1 : 5)
+        if !pin.isEmpty {
+            var text = try String(contentsOfFile: s.configPath, encoding: .utf8)
+            text = text.replacingOccurrences(of: "    - url: \(s.server.url(path))", with: "    - url: \(s.server.url(path))" + pin)
+            try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        }
+        let good = kind == "truncated-gzip" ? try gzip(RefreshScratch.csv(), in: s.directory) : RefreshScratch.csv()
+        // A first good refresh (the pin is off for it).
+        if pin.isEmpty {
+            s.server.plan(path, [.init(body: good, etag: "\"v1\"")])
+            #expect(s.refresh().0 == 0)
+        }
+        let before = s.liveBytes
+        var bad = TestServer.Answer(etag: "\"v2\"")
+        switch kind {
+        case "truncated-gzip": bad.body = Array(good.prefix(good.count / 2))
+        case "checksum": bad.body = good
+        case "oversize": bad.body = Array(repeating: UInt8(ascii: "#"), count: 1_200_000)
+        case "slow": bad.body = good; bad.delay = 3
+        default: bad.body = RefreshScratch.csv(count: 100)
+        }
+        s.server.plan(path, [bad])
+        let (status, log) = s.refresh()
+        #expect(status == 1, "\(kind): \(log)")
+        #expect(log.contains("nothing changed"), "\(log)")
+        let reason = ["truncated-gzip": "dbip.csv.gz", "checksum": "checksum mismatch", "oversize": "MB limit",
+                      "slow": "within 1 s", "halved": "sanity guard"][kind]!
+        #expect(log.contains(reason), "\(kind): \(log)")
+        #expect(s.liveBytes == before, "the live trie is unchanged")
+        if kind == "halved" {
+            #expect(log.contains("IPv4 coverage would change by -50.0%"), "\(log)")
+            let (forced, forcedLog) = s.refresh(["--force"])
+            #expect(forced == 0, "\(forcedLog)")
+            #expect(s.lookup("1.150.0.1") == "1.150.0.1 --")
+        }
+    }
+
+    @Test func twoRefreshesAtOnceOneWaitsForTheOther() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"", delay: 1)])
+        let logs = [s.directory + "/a.log", s.directory + "/b.log"]
+        let pids = logs.map { spawn(geogateBinary, ["refresh", "--config", s.configPath], stderr: $0) }
+        var statuses: [Int32] = []
+        for pid in pids {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            statuses.append((status >> 8) & 0xFF)
+        }
+        let text = logs.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" }.joined(separator: "\n---\n")
+        #expect(statuses.sorted() == [0, 3], "\(text)")
+        #expect(text.contains("another refresh is running"), "\(text)")
+    }
+
+    @Test func theDaemonReloadsAndAnswersEveryQueryWhileTheTrieIsSwapped() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        #expect(s.refresh().0 == 0)
+        let daemon = spawn(geogateBinary, ["serve", "--config", s.configPath], stderr: s.directory + "/serve.log")
+        defer { kill(daemon, SIGTERM); var st: Int32 = 0; waitpid(daemon, &st, 0) }
+        for _ in 0..<100 where access(s.socket, F_OK) != 0 { usleep(50_000) }
+        // A client asking all the time: 200 pipelined requests, then their answers, again and again.
+        let tally = Tally()
+        let socketPath = s.socket
+        let client = Thread {
+            guard let fd = try? connectUnix(socketPath) else { tally.bad.add(1, ordering: .relaxed); return }
+            defer { close(fd) }
+            let batch = Array(String(repeating: "LOOKUP 1.2.0.1\n", count: 200).utf8)
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while !tally.stop.load(ordering: .relaxed) {
+                guard write(fd, batch, batch.count) == batch.count else { tally.bad.add(1, ordering: .relaxed); return }
+                var lines = 0, pending: [UInt8] = []
+                while lines < 200 {
+                    let n = read(fd, &buffer, buffer.count)
+                    guard n > 0 else { tally.bad.add(1, ordering: .relaxed); return }
+                    pending += buffer[0..<n]
+                    while let nl = pending.firstIndex(of: 0x0A) {
+                        let line = String(decoding: pending[..<nl], as: UTF8.self)
+                        if line != "OK 1.2.0.1 GB" && line != "OK 1.2.0.1 FR" { tally.bad.add(1, ordering: .relaxed) }
+                        pending.removeSubrange(...nl)
+                        lines += 1
+                    }
+                }
+                tally.answered.add(200, ordering: .relaxed)
+            }
+        }
+        client.start()
+        usleep(300_000)
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(swapGB: true), etag: "\"v2\"")])
+        let (status, log) = s.refresh()
+        usleep(300_000)
+        tally.stop.store(true, ordering: .relaxed)
+        usleep(200_000)
+        #expect(status == 0, "\(log)")
+        #expect(log.contains("daemon: OK reloaded"), "\(log)")
+        #expect(tally.bad.load(ordering: .relaxed) == 0)
+        #expect(tally.answered.load(ordering: .relaxed) > 1000)
+        let c = try connectUnix(s.socket)
+        defer { close(c) }
+        let ask = Array("LOOKUP 1.2.0.1\n".utf8)
+        _ = write(c, ask, ask.count)
+        var reply = [UInt8](repeating: 0, count: 64)
+        let n = read(c, &reply, 64)
+        #expect(String(decoding: reply[0..<max(n, 0)], as: UTF8.self) == "OK 1.2.0.1 FR\n")
+        // And rollback puts the previous data back.
+        #expect(run(geogateBinary, ["rollback", "--config", s.configPath], stderr: s.directory + "/rollback.log") == 0)
+        #expect(s.lookup("1.2.0.1") == "1.2.0.1 GB")
+    }
+}
+
+import Synchronization
+
+final class Tally: Sendable {
+    let stop = Atomic(false), answered = Atomic(0), bad = Atomic(0)
+}
+
+func gzip(_ bytes: [UInt8], in directory: String) throws -> [UInt8] {
+    let path = directory + "/data.csv"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    _ = run("/bin/gzip", ["-kf9n", path], stderr: "/dev/null")
+    return Array(try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
+}
+
+func connectUnix(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+    let ok = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard ok == 0 else { close(fd); throw CocoaError(.fileReadNoSuchFile) }
+    return fd
+}
