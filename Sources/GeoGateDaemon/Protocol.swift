@@ -13,13 +13,9 @@ public enum Request: Sendable, Equatable {
     /// The longest request line accepted, without its newline.
     public static let maxLineLength = 1024
 
-    /// Parses one line (without the newline; a trailing CR is ignored).
-    public static func parse(_ line: some Collection<UInt8>) -> Result<Request, ProtocolError> {
-        Array(line).withUnsafeBytes { parse($0) }
-    }
-
-    /// Parses one line in place, without allocating for a well-formed LOOKUP or
-    /// CHECK (the daemon's hot path; a profile name of up to 15 bytes is a small string).
+    /// Parses one line (without the newline; a trailing CR is ignored) in place,
+    /// without allocating for a well-formed LOOKUP or CHECK (the daemon's hot path;
+    /// a profile name of up to 15 bytes is a small string).
     public static func parse(_ line: UnsafeRawBufferPointer) -> Result<Request, ProtocolError> {
         var end = line.count
         if end > 0 && line[end - 1] == 0x0D { end -= 1 }

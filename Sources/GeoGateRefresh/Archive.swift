@@ -6,16 +6,6 @@ import Glibc
 /// Archives (.tar.gz, .tar.xz, .zip) through libarchive: the members an input
 /// needs are written out under their base names; a cut or corrupt archive is an error.
 enum Archive {
-    static func isArchive(_ path: String) -> Bool {
-        guard let f = fopen(path, "rb") else { return false }
-        defer { fclose(f) }
-        var head = [UInt8](repeating: 0, count: 4)
-        let n = fread(&head, 1, 4, f)
-        // gzip, xz, zip local header; a bare .gz/.xz input is read by the importer itself,
-        // so only a download that is declared an archive (members to extract) comes here.
-        return n >= 2 && ((head[0] == 0x1F && head[1] == 0x8B) || (head[0] == 0xFD && head[1] == 0x37) || (head[0] == 0x50 && head[1] == 0x4B))
-    }
-
     /// Extracts every regular member whose name ends with one of `suffixes` into
     /// `directory`; returns their paths in archive order.
     static func extract(_ path: String, suffixes: [String], into directory: String, maxBytes: Int,

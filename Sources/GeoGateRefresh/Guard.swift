@@ -32,7 +32,7 @@ enum SanityGuard {
         var changes: [String] = []
     }
 
-    static func judge(new: Coverage, old: Coverage?, config: GeoGateConfig, force: Bool) -> (absolute: [String], relative: Verdict) {
+    static func judge(new: Coverage, old: Coverage?, config: GeoGateConfig) -> (absolute: [String], relative: Verdict) {
         var absolute: [String] = []
         if new.ranges == 0 {
             absolute.append("the new dataset is empty")

@@ -68,7 +68,7 @@ public struct Refresher {
         // 4. The guard.
         let newCoverage = Coverage(v4: dataset.v4, v6: dataset.v6)
         let oldCoverage = current.map { Coverage(v4: $0.rangeMap(.v4), v6: $0.rangeMap(.v6)) }
-        let (absolute, verdict) = SanityGuard.judge(new: newCoverage, old: oldCoverage, config: config, force: force)
+        let (absolute, verdict) = SanityGuard.judge(new: newCoverage, old: oldCoverage, config: config)
         if !absolute.isEmpty { throw RefreshError("refused: " + absolute.joined(separator: "; ")) }
         if !verdict.refusals.isEmpty {
             if !force { throw RefreshError("refused by the sanity guard (--force to accept): " + verdict.refusals.joined(separator: "; ")) }
