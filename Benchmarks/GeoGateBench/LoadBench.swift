@@ -262,23 +262,7 @@ struct Load {
 }
 
 func connectUnix(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ValidationError("socket: \(errnoText())") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw ValidationError("\(path): path too long") }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        for (i, b) in bytes.enumerated() { raw[i] = b }
-    }
-    let ok = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard ok == 0 else {
-        close(fd)
-        throw ValidationError("\(path): connect: \(errnoText())")
-    }
-    return fd
+    do { return try UnixSocketClient.connect(path) } catch { throw ValidationError("\(path): \(error)") }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

@@ -25,6 +25,9 @@ public struct DaemonSettings: Sendable {
     public var threads = 1
     /// Seconds between looks for a replaced trie or config file; 0: no looking.
     public var watchIntervalSeconds = 5
+    /// The command of one refresh (`geogate refresh --config ...`), run on the
+    /// config's daemon.refresh-interval; nil: the daemon never refreshes itself.
+    public var refreshCommand: [String]?
 
     public init(socketPath: String) { self.socketPath = socketPath }
 }
@@ -136,6 +139,9 @@ public final class DaemonServer: Service, Sendable {
                             if self.service.filesChanged() { self.reloadAndLog(reason: "file replaced") }
                         }
                     }
+                }
+                if let command = settings.refreshCommand, !command.isEmpty {
+                    tasks.addTask { await RefreshSchedule(command: command, service: self.service, logger: self.logger).run() }
                 }
                 try await channel.closeFuture.get()
                 tasks.cancelAll()

@@ -114,6 +114,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// How often (seconds) to look whether the trie or config file was replaced,
     /// and reload if so; 0 turns it off (SIGHUP and RELOAD still work).
     public var watchIntervalSeconds = 5
+    /// How often the daemon runs `geogate refresh` itself (for hosts without the
+    /// systemd timer); 0, the default, leaves refreshing to the timer.
+    public var refreshIntervalSeconds = 0
+    /// Up to this much is added at random to each wait, so many hosts do not ask
+    /// the provider at the same moment; nil: a tenth of the interval.
+    public var refreshJitterSeconds: Int?
     public init() {}
 }
 
@@ -193,11 +199,12 @@ struct Reader {
         var database: String?
         var profilesNode: Node?
         var daemon = DaemonConfig()
+        var daemonNode: Node?
         var refresh = RefreshConfig()
         for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database", "daemon", "refresh"]) {
             switch name {
             case "database": database = try string(value, name)
-            case "daemon": daemon = try daemonConfig(value)
+            case "daemon": daemon = try daemonConfig(value); daemonNode = value
             case "refresh": refresh = try refreshConfig(value)
             case "trusted":
                 var useDefaults = true
@@ -221,13 +228,17 @@ struct Reader {
             }
             setNames[p.setName] = p.name
         }
+        if daemon.refreshIntervalSeconds > 0 && refresh.sources.isEmpty {
+            throw fail(daemonNode, "daemon.refresh-interval", "is set, but refresh.sources lists nothing to refresh from")
+        }
         return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
                              daemon: daemon, refresh: refresh)
     }
 
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
         var d = DaemonConfig()
-        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket", "watch-interval", "threads"]
+        let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket", "watch-interval", "threads",
+                                  "refresh-interval", "refresh-jitter"]
         for (k, _, v) in try mapping(node, "daemon", allowed: known) {
             let key = "daemon.\(k)"
             switch k {
@@ -241,6 +252,8 @@ struct Reader {
             case "idle-timeout": d.idleTimeoutSeconds = try number(v, key, 1...86_400)
             case "watch-interval": d.watchIntervalSeconds = try number(v, key, 0...86_400)
             case "threads": d.threads = try number(v, key, 1...64)
+            case "refresh-interval": d.refreshIntervalSeconds = try duration(v, key)
+            case "refresh-jitter": d.refreshJitterSeconds = try duration(v, key)
             default: d.maxConnections = try number(v, key, 1...100_000)
             }
         }
@@ -251,6 +264,18 @@ struct Reader {
         let text = try string(node, key)
         guard let n = Int(text), range.contains(n) else { throw fail(node, key, "\"\(text)\" is not a number in \(range.lowerBound)...\(range.upperBound)") }
         return n
+    }
+
+    /// Seconds, written as 3600, 90s, 30m, 6h or 1d (at most 366 days).
+    func duration(_ node: Node, _ key: String) throws(ConfigError) -> Int {
+        let text = try string(node, key)
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        let unit = text.last.flatMap { units[$0] }
+        let digits = unit == nil ? Substring(text) : text.dropLast()
+        guard let n = Int(digits), n >= 0, n <= 366 * 86_400 / (unit ?? 1) else {
+            throw fail(node, key, "\"\(text)\" is not a duration like 3600, 90s, 30m, 6h or 1d")
+        }
+        return n * (unit ?? 1)
     }
 
     func profileEntries(_ node: Node) throws(ConfigError) -> [(String, Node, Node)] {

@@ -27,6 +27,10 @@ public struct RefreshConfig: Sendable, Equatable {
     public var onChange: String?
 
     public init() {}
+
+    /// Touched at the end of every refresh, whatever its outcome: the daemon's
+    /// own schedule (daemon.refresh-interval) counts from it.
+    public var lastRunStamp: String { stateDirectory + "/last-run" }
 }
 
 /// One source of `refresh.sources`: a built-in provider, a URL or a local file.

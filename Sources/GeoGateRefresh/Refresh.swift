@@ -42,6 +42,7 @@ public struct Refresher {
         try makeDirectories([settings.stateDirectory, cacheDirectory, settings.stateDirectory + "/work"])
         let lock = try Lock(path: settings.stateDirectory + "/refresh.lock", logger: logger)
         defer { lock.release() }
+        defer { touch(settings.lastRunStamp) }
         let work = try temporaryDirectory(in: settings.stateDirectory + "/work")
         defer { removeTree(work) }
 
@@ -190,7 +191,9 @@ public struct Refresher {
         }
         // A 304's cached copy was verified when it was downloaded.
         if fetched.downloaded != nil || d.isLocal { try await verify(file, d, fetcher: fetcher, work: directory) }
-        if d.members.isEmpty {
+        if d.members.isEmpty && d.isLocal {
+            fetched.inputs = [file]  // errors then name the admin's own file
+        } else if d.members.isEmpty {
             // Linked under the name the importer should see (a zone file's name is its country).
             let input = directory + "/" + d.inputName
             guard symlink(file, input) == 0 else { throw RefreshError("\(d.name): cannot link \(input)") }
@@ -295,47 +298,24 @@ public struct Refresher {
     /// RELOAD on the daemon's socket; a daemon that is not running is not an error.
     func reloadDaemon() {
         let path = config.daemon.socket
-        switch askDaemon(path, "RELOAD\n") {
-        case .success(let answer) where answer.hasPrefix("OK"):
-            logger.info("daemon: \(answer)")
-        case .success(let answer):
-            logger.error("daemon at \(path) refused the reload: \(answer)")
-        case .failure(let reason):
-            logger.info("daemon: not reloaded (\(path): \(reason)); it picks the file up on its next look or start")
+        do {
+            let answer = try UnixSocketClient.ask(path, "RELOAD", timeoutSeconds: 30)
+            if answer.hasPrefix("OK") { logger.info("daemon: \(answer)") } else { logger.error("daemon at \(path) refused the reload: \(answer)") }
+        } catch {
+            logger.info("daemon: not reloaded (\(path): \(error)); it picks the file up on its next look or start")
         }
     }
 
     func runOnChange(_ command: String, trie: String) {
-        var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-        defer { argv.forEach { free($0) } }
-        var environment = ProcessEnvironment.current
-        environment.append("GEOGATE_TRIE=\(trie)")
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, envp) == 0 else {
+        guard let pid = ChildProcess.spawn("/bin/sh", ["-c", command],
+                                           environment: ChildProcess.currentEnvironment + ["GEOGATE_TRIE=\(trie)"]) else {
             logger.error("on-change: cannot start /bin/sh")
             return
         }
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        let code = (status >> 8) & 0xFF
-        if status & 0x7F == 0 && code == 0 { logger.info("on-change: \(command): done") } else {
-            logger.error("on-change: \(command): exit status \(code)")
-        }
+        let status = ChildProcess.wait(pid)
+        if status == 0 { logger.info("on-change: \(command): done") } else { logger.error("on-change: \(command): exit status \(status)") }
     }
-}
 
-enum ProcessEnvironment {
-    static var current: [String] {
-        var out: [String] = []
-        var p = environ
-        while let entry = p.pointee {
-            out.append(String(cString: entry))
-            p += 1
-        }
-        return out
-    }
 }
 
 /// An exclusive flock on the state directory's lock file: a second refresh waits
@@ -361,32 +341,12 @@ struct Lock {
     }
 }
 
-/// One request line to a Unix socket, one answer line back.
-func askDaemon(_ path: String, _ request: String) -> Result<String, RefreshError> {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return .failure(RefreshError("socket: \(String(cString: strerror(errno)))")) }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return .failure(RefreshError("socket path too long")) }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard connected == 0 else { return .failure(RefreshError(String(cString: strerror(errno)))) }
-    let line = Array(request.utf8)
-    guard write(fd, line, line.count) == line.count else { return .failure(RefreshError("write failed")) }
-    var answer: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 512)
-    while !answer.contains(0x0A) {
-        let n = read(fd, &chunk, chunk.count)
-        guard n > 0 else { return .failure(RefreshError("no answer")) }
-        answer += chunk[0..<n]
-    }
-    return .success(String(decoding: answer.prefix { $0 != 0x0A }, as: UTF8.self))
+/// Creates `path` or sets its modification time to now.
+func touch(_ path: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return }
+    futimens(fd, nil)
+    close(fd)
 }
 
 func makeDirectories(_ paths: [String]) throws(RefreshError) {

@@ -49,39 +49,9 @@ struct Check: ParsableCommand {
 
     /// One request line to the daemon, its one answer line back.
     func ask(socket path: String, _ request: String) throws -> String {
-        func fail(_ what: String) -> ExitCode {
-            printError("geogate: \(path): \(what): \(String(cString: strerror(errno))) (is `geogate serve` running?)")
-            return ExitCode(2)
-        }
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw fail("socket") }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            printError("geogate: \(path): socket path too long")
+        do { return try UnixSocketClient.ask(path, request, timeoutSeconds: 5) } catch {
+            printError("geogate: \(path): \(error) (is `geogate serve` running?)")
             throw ExitCode(2)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { throw fail("cannot connect") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let line = Array((request + "\n").utf8)
-        guard line.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == line.count else { throw fail("write") }
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        while !reply.contains(0x0A) {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw fail(n == 0 ? "connection closed without an answer" : "read") }
-            reply += buffer[0..<n]
-        }
-        return String(decoding: reply.prefix { $0 != 0x0A }, as: UTF8.self)
     }
 }

@@ -36,6 +36,13 @@ struct Serve: AsyncParsableCommand {
         settings.threads = d.threads
         settings.maxConnections = d.maxConnections
         settings.httpSocketPath = d.httpSocket
+        // daemon.refresh-interval runs this same program's `refresh`.
+        if let program = executablePath() {
+            settings.refreshCommand = [program, "refresh", "--config", config]
+            if d.refreshIntervalSeconds > 0, let db, db != (try? service.snapshot.config.trieFile(override: nil)) {
+                logger.warning("daemon.refresh-interval: refreshes write the config's database, not --db \(db)")
+            }
+        }
         if let name = d.socketGroup {
             guard let group = getgrnam(name) else {
                 printError("geogate: \(config): daemon.socket-group: no group \"\(name)\"")
@@ -50,4 +57,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// This process's program file (/proc/self/exe), for running its own subcommands.
+func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

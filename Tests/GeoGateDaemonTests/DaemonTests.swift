@@ -1,4 +1,5 @@
 import Foundation
+import GeoGateCore
 import GeoGateTestSupport
 import Testing
 #if canImport(Glibc)
@@ -89,18 +90,7 @@ final class Client {
     let fd: Int32
 
     init(_ path: String, timeoutSeconds: Int = 5) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let r = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard r == 0 else { close(fd); throw CocoaError(.fileReadNoSuchFile) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        fd = try UnixSocketClient.connect(path, timeoutSeconds: timeoutSeconds)
     }
 
     deinit { close(fd) }

@@ -175,6 +175,10 @@ struct ConfigErrorTests {
          "t.conf:2: daemon.threads: \"0\" is not a number in 1...64"),
         ("daemon:\n  watch-interval: soon\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
          "t.conf:2: daemon.watch-interval: \"soon\" is not a number in 0...86400"),
+        ("daemon:\n  refresh-interval: daily\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
+         "t.conf:2: daemon.refresh-interval: \"daily\" is not a duration like 3600, 90s, 30m, 6h or 1d"),
+        ("daemon:\n  refresh-interval: 1d\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
+         "t.conf:2: daemon.refresh-interval: is set, but refresh.sources lists nothing to refresh from"),
         ("", "empty config"),
         ("database: x\n", "profiles: at least one profile is needed"),
     ])
@@ -182,6 +186,23 @@ struct ConfigErrorTests {
         let message = error(text)
         #expect(message.contains(expected), "got: \(message)")
         #expect(message.hasPrefix("t.conf"), "got: \(message)")
+    }
+
+    @Test func durationsTakeUnits() throws {
+        let cfg = try GeoGateConfig.parse("""
+            daemon:
+              refresh-interval: 6h
+              refresh-jitter: 90s
+            refresh:
+              sources:
+                - provider: tor
+            profiles:
+              full:
+                scope: web-only
+                allow-countries: [IT]
+            """, path: "t.conf")
+        #expect(cfg.daemon.refreshIntervalSeconds == 21_600 && cfg.daemon.refreshJitterSeconds == 90)
+        #expect(try GeoGateConfig.parse("profiles:\n  a:\n    scope: web-only\n    allow-countries: [IT]\n", path: "t").daemon.refreshIntervalSeconds == 0)
     }
 
     @Test func confirmedEmptyProfileAndBlocklist() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import GeoGateCore
 import GeoGateTestSupport
 import NIOHTTP1
 import Testing
@@ -15,7 +16,7 @@ final class RefreshScratch {
     var configPath: String { directory + "/geogate.conf" }
     var socket: String { directory + "/geogate.sock" }
 
-    init(source: String = "/dbip.csv", extra: String = "", timeout: Int = 5) throws {
+    init(source: String = "/dbip.csv", extra: String = "", daemon: String = "", timeout: Int = 5) throws {
         directory = NSTemporaryDirectory() + "geogate-refresh-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         server = try TestServer()
@@ -24,6 +25,7 @@ final class RefreshScratch {
             daemon:
               socket: \(directory)/geogate.sock
               watch-interval: 0
+            \(daemon)
             profiles:
               web:
                 scope: web-only
@@ -67,6 +69,15 @@ final class RefreshScratch {
         let status = run(geogateBinary, ["refresh", "--config", configPath] + args, stderr: log)
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
+
+    /// Starts `geogate serve` and waits for its socket; its log is serve.log.
+    func serve() -> pid_t {
+        let pid = spawn(geogateBinary, ["serve", "--config", configPath], stderr: directory + "/serve.log")
+        for _ in 0..<100 where access(socket, F_OK) != 0 { usleep(50_000) }
+        return pid
+    }
+
+    var serveLog: String { (try? String(contentsOfFile: directory + "/serve.log", encoding: .utf8)) ?? "" }
 
     func lookup(_ address: String) -> String {
         let out = directory + "/lookup.out"
@@ -182,14 +193,13 @@ final class RefreshScratch {
         let s = try RefreshScratch()
         s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
         #expect(s.refresh().0 == 0)
-        let daemon = spawn(geogateBinary, ["serve", "--config", s.configPath], stderr: s.directory + "/serve.log")
+        let daemon = s.serve()
         defer { kill(daemon, SIGTERM); var st: Int32 = 0; waitpid(daemon, &st, 0) }
-        for _ in 0..<100 where access(s.socket, F_OK) != 0 { usleep(50_000) }
         // A client asking all the time: 200 pipelined requests, then their answers, again and again.
         let tally = Tally()
         let socketPath = s.socket
         let client = Thread {
-            guard let fd = try? connectUnix(socketPath) else { tally.bad.add(1, ordering: .relaxed); return }
+            guard let fd = try? UnixSocketClient.connect(socketPath) else { tally.bad.add(1, ordering: .relaxed); return }
             defer { close(fd) }
             let batch = Array(String(repeating: "LOOKUP 1.2.0.1\n", count: 200).utf8)
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -221,7 +231,7 @@ final class RefreshScratch {
         #expect(log.contains("daemon: OK reloaded"), "\(log)")
         #expect(tally.bad.load(ordering: .relaxed) == 0)
         #expect(tally.answered.load(ordering: .relaxed) > 1000)
-        let c = try connectUnix(s.socket)
+        let c = try UnixSocketClient.connect(s.socket)
         defer { close(c) }
         let ask = Array("LOOKUP 1.2.0.1\n".utf8)
         _ = write(c, ask, ask.count)
@@ -231,6 +241,30 @@ final class RefreshScratch {
         // And rollback puts the previous data back.
         #expect(run(geogateBinary, ["rollback", "--config", s.configPath], stderr: s.directory + "/rollback.log") == 0)
         #expect(s.lookup("1.2.0.1") == "1.2.0.1 GB")
+    }
+
+    /// daemon.refresh-interval: the daemon runs the refresh itself, counting from
+    /// the last run (the stamp the manual refresh left), picks up the change, logs
+    /// a failed run and keeps serving.
+    @Test func theDaemonRefreshesOnItsOwnInterval() throws {
+        let s = try RefreshScratch(daemon: "  refresh-interval: 2s\n  refresh-jitter: 0")
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        #expect(s.refresh().0 == 0)
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(swapGB: true), etag: "\"v2\""), .init(status: .notFound)])
+        let daemon = s.serve()
+        defer { kill(daemon, SIGTERM); var st: Int32 = 0; waitpid(daemon, &st, 0) }
+        #expect(try UnixSocketClient.ask(s.socket, "LOOKUP 1.2.0.1") == "OK 1.2.0.1 GB", "\(s.serveLog)")
+        var answer = ""
+        for _ in 0..<100 {
+            answer = (try? UnixSocketClient.ask(s.socket, "LOOKUP 1.2.0.1")) ?? "no answer"
+            if answer != "OK 1.2.0.1 GB" && s.serveLog.contains("scheduled refresh: failed") { break }
+            usleep(100_000)
+        }
+        let log = s.serveLog
+        #expect(answer == "OK 1.2.0.1 FR", "\(log)")
+        #expect(log.contains("scheduled refresh: the data changed") && log.contains("daemon: OK reloaded"), "\(log)")
+        #expect(log.contains("HTTP 404") && log.contains("scheduled refresh: failed (exit status 1)"), "\(log)")
+        #expect(s.server.requests("/dbip.csv").count >= 3)
     }
 }
 
@@ -245,16 +279,4 @@ func gzip(_ bytes: [UInt8], in directory: String) throws -> [UInt8] {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     _ = run("/bin/gzip", ["-kf9n", path], stderr: "/dev/null")
     return Array(try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
-}
-
-func connectUnix(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-    let ok = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard ok == 0 else { close(fd); throw CocoaError(.fileReadNoSuchFile) }
-    return fd
 }
