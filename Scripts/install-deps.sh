@@ -15,7 +15,7 @@ packages=(
     ipset iptables nftables iproute2  # the firewall tools the sets are for; the tests drive them in namespaces
     socat util-linux iputils-ping     # test peers: TCP connections for the lockout check, ping through the rules
     php-cli nginx-light curl          # the daemon's real clients in the tests: the PHP login helper, nginx auth_request
-    perl gzip xz-utils
+    perl gzip xz-utils tar zip    # test data: provider archives (.tar.gz, .zip) served by the refresh tests
 )
 
 # `install-deps.sh bench`: also what Benchmarks/run.sh measures with and against.

@@ -16,7 +16,9 @@ final class RefreshScratch {
     var configPath: String { directory + "/geogate.conf" }
     var socket: String { directory + "/geogate.sock" }
 
-    init(source: String = "/dbip.csv", extra: String = "", daemon: String = "", timeout: Int = 5) throws {
+    /// `sources`, if given, is the YAML of refresh.sources' items, indented by four.
+    init(source: String = "/dbip.csv", sources: String? = nil, minRanges: Int = 10, extra: String = "", daemon: String = "",
+         timeout: Int = 5) throws {
         directory = NSTemporaryDirectory() + "geogate-refresh-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         server = try TestServer()
@@ -36,10 +38,10 @@ final class RefreshScratch {
               retries: 2
               retry-delay-ms: 50
               max-size-mb: 1
-              min-ranges: 10
+              min-ranges: \(minRanges)
               apply-sets: false
               sources:
-                - url: \(server.url(source))
+            \(sources ?? "    - url: \(server.url(source))")
             \(extra)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
@@ -64,9 +66,10 @@ final class RefreshScratch {
     }
 
     /// Runs `geogate refresh`; the exit status and what it logged.
-    func refresh(_ args: [String] = []) -> (Int32, String) {
+    func refresh(_ args: [String] = [], environment: [String: String]? = nil) -> (Int32, String) {
         let log = directory + "/refresh-\(UUID().uuidString).log"
-        let status = run(geogateBinary, ["refresh", "--config", configPath] + args, stderr: log)
+        let status = run(geogateBinary, ["refresh", "--config", configPath] + args,
+                         environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }, stderr: log)
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 

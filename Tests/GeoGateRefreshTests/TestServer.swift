@@ -18,6 +18,7 @@ final class TestServer: Sendable {
     struct Seen: Sendable {
         var path: String
         var ifNoneMatch: String?
+        var authorization: String?
         var answered: UInt
     }
 
@@ -45,7 +46,7 @@ final class TestServer: Sendable {
     func requests(_ path: String) -> [Seen] { seen.withLock { $0.filter { $0.path == path } } }
     func stop() { try? channel.close().wait() }
 
-    func next(_ path: String, ifNoneMatch: String?) -> Answer {
+    func next(_ path: String, ifNoneMatch: String?, authorization: String?) -> Answer {
         let answer: Answer = plans.withLock { all in
             guard var list = all[path], !list.isEmpty else { return Answer(status: .notFound) }
             let first = list.count > 1 ? list.removeFirst() : list[0]
@@ -54,7 +55,7 @@ final class TestServer: Sendable {
         }
         var sent = answer
         if let etag = answer.etag, ifNoneMatch == etag { sent = Answer(status: .notModified, etag: etag, delay: answer.delay) }
-        seen.withLock { $0.append(Seen(path: path, ifNoneMatch: ifNoneMatch, answered: sent.status.code)) }
+        seen.withLock { $0.append(Seen(path: path, ifNoneMatch: ifNoneMatch, authorization: authorization, answered: sent.status.code)) }
         return sent
     }
 
@@ -66,7 +67,8 @@ final class TestServer: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
-            let answer = server.next(head.uri, ifNoneMatch: head.headers.first(name: "If-None-Match"))
+            let answer = server.next(head.uri, ifNoneMatch: head.headers.first(name: "If-None-Match"),
+                                     authorization: head.headers.first(name: "Authorization"))
             let loop = context.eventLoop
             let bound = NIOLoopBound(context, eventLoop: loop)
             let handler = NIOLoopBound(self, eventLoop: loop)
