@@ -54,6 +54,7 @@ public struct RefreshSource: Sendable, Equatable {
     /// A mirror, or a test server, in place of the provider's own address.
     public var baseURL: String?
     /// maxmind: GeoLite2-Country (default), GeoLite2-Country-CSV, GeoIP2-Country, GeoIP2-Country-CSV.
+    /// dbip-lite: csv (default) or mmdb.
     public var edition = "GeoLite2-Country"
     public var accountID: String?
     public var licenseKey: String?
@@ -152,6 +153,13 @@ extension Reader {
         }
         if case .provider(.maxmind) = source.kind, source.accountID == nil || source.licenseKey == nil {
             throw fail(node, key, "the maxmind provider needs account-id and license-key (or license-key-file)")
+        }
+        if case .provider(.dbipLite) = source.kind {
+            let given = entries.first { $0.0 == "edition" }
+            if let given, source.edition != "csv" && source.edition != "mmdb" {
+                throw fail(given.2, "\(key).edition", "dbip-lite comes as csv or mmdb, not \"\(source.edition)\"")
+            }
+            if given == nil { source.edition = "csv" }
         }
         if case .provider(.ipdeny) = source.kind, source.countries.isEmpty {
             throw fail(node, key, "the ipdeny provider needs countries: [..]")

@@ -71,8 +71,9 @@ enum Providers {
             let (year, month) = yearMonth(now)
             let (py, pm) = month == 1 ? (year - 1, 12) : (year, month - 1)
             let root = base("https://download.db-ip.com/free")
-            func url(_ y: Int, _ m: Int) -> String { "\(root)/dbip-country-lite-\(y)-\(m < 10 ? "0" : "")\(m).csv.gz" }
-            return [pinned(Download(name: "dbip-lite", location: .url(url(year, month)), inputName: "dbip-country-lite.csv.gz",
+            let suffix = source.edition == "mmdb" ? "mmdb.gz" : "csv.gz"
+            func url(_ y: Int, _ m: Int) -> String { "\(root)/dbip-country-lite-\(y)-\(m < 10 ? "0" : "")\(m).\(suffix)" }
+            return [pinned(Download(name: "dbip-lite", location: .url(url(year, month)), inputName: "dbip-country-lite.\(suffix)",
                                     fallback: url(py, pm)))]
         case .provider(.maxmind):
             let csv = source.edition.hasSuffix("-CSV")

@@ -179,6 +179,8 @@ struct ConfigErrorTests {
          "t.conf:2: daemon.refresh-interval: \"daily\" is not a duration like 3600, 90s, 30m, 6h or 1d"),
         ("daemon:\n  refresh-interval: 1d\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
          "t.conf:2: daemon.refresh-interval: is set, but refresh.sources lists nothing to refresh from"),
+        ("refresh:\n  sources:\n    - provider: dbip-lite\n      edition: xlsx\nprofiles:\n  full:\n    scope: web-only\n    allow-countries: [IT]\n",
+         "t.conf:4: refresh.sources[0].edition: dbip-lite comes as csv or mmdb, not \"xlsx\""),
         ("", "empty config"),
         ("database: x\n", "profiles: at least one profile is needed"),
     ])

@@ -158,6 +158,26 @@ import Testing
         #expect(s.server.requests("/dbip-country-lite-2027-01.csv.gz").map(\.answered) == [404])
     }
 
+    /// DB-IP lite as MMDB: this month's .mmdb.gz, inflated and read through libmaxminddb.
+    @Test func dbipMMDBEdition() throws {
+        let s = try scratch("""
+                - provider: dbip-lite
+                  edition: mmdb
+                  base-url: BASE
+            """)
+        try shell("""
+            printf '1359103232,1359103487,GB\\n83951616,84017151,CH\\n' > v4
+            printf '2001:620::,2001:627:ffff:ffff:ffff:ffff:ffff:ffff,CH\\n' > v6
+            perl \(repositoryRoot)/Scripts/make-mmdb.pl dbip.mmdb v4 v6 > /dev/null
+            gzip -n dbip.mmdb
+            """, in: s.directory)
+        s.server.plan("/dbip-country-lite-2026-11.mmdb.gz", [.init(body: try bytes(s.directory + "/dbip.mmdb.gz"))])
+        let (status, log) = s.refresh(environment: ["SOURCE_DATE_EPOCH": "1793836800"])  // 2026-11-05
+        #expect(status == 0, "\(log)")
+        #expect(s.lookup("81.2.69.160") == "81.2.69.160 GB")
+        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+    }
+
     /// ipdeny: one aggregated zone per country and family; the country is the file's.
     @Test func ipdenyZonesPerCountryAndFamily() throws {
         let s = try scratch("""
