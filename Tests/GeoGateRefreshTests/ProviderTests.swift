@@ -13,6 +13,21 @@ import Testing
         try #require(status == 0, "\(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
+    /// Each address answers with its country from the live trie.
+    func expectLookups(_ s: RefreshScratch, _ answers: KeyValuePairs<String, String>,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+        for (address, country) in answers {
+            #expect(s.lookup(address) == "\(address) \(country)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// A refresh fails with `reason` in its log and the live trie as it was.
+    func expectRefused(_ s: RefreshScratch, _ reason: String, live: Data?, sourceLocation: SourceLocation = #_sourceLocation) {
+        let (status, log) = s.refresh()
+        #expect(status == 1 && log.contains(reason), "\(log)", sourceLocation: sourceLocation)
+        #expect(s.liveBytes == live, sourceLocation: sourceLocation)
+    }
+
     func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
     func scratch(_ source: String) throws -> RefreshScratch {
@@ -49,9 +64,7 @@ import Testing
         let (status, log) = s.refresh()
         #expect(status == 0, "\(log)")
         #expect(log.contains("SHA-256 verified") && log.contains("unpacked GeoLite2-Country.mmdb"), "\(log)")
-        #expect(s.lookup("81.2.69.160") == "81.2.69.160 GB")
-        #expect(s.lookup("5.1.2.3") == "5.1.2.3 CH")
-        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+        expectLookups(s, ["81.2.69.160": "GB", "5.1.2.3": "CH", "2001:620::1": "CH"])
         let auth = "Basic " + Data("123456:s3cret-key".utf8).base64EncodedString()
         #expect(s.server.requests(archive).map(\.authorization) == [auth])
         #expect(s.server.requests(archive + ".sha256").map(\.authorization) == [auth])
@@ -62,10 +75,7 @@ import Testing
         var changed = try bytes(s.directory + "/GeoLite2-Country_20261117.tar.gz")
         changed[changed.count - 1] ^= 1
         s.server.plan(archive, [.init(body: changed, etag: "\"m2\"")])
-        let (refused, refusedLog) = s.refresh()
-        #expect(refused == 1, "\(refusedLog)")
-        #expect(refusedLog.contains("maxmind-GeoLite2-Country: checksum mismatch"), "\(refusedLog)")
-        #expect(s.liveBytes == before)
+        expectRefused(s, "maxmind-GeoLite2-Country: checksum mismatch", live: before)
     }
 
     /// GeoLite2-Country-CSV: a zip whose Blocks and English Locations files are the inputs.
@@ -98,8 +108,7 @@ import Testing
             #expect(unpacked.contains("GeoLite2-Country-" + member), "\(log)")
         }
         #expect(!unpacked.contains("Locations-de") && !unpacked.contains("LICENSE"), "only the inputs: \(unpacked)")
-        #expect(s.lookup("2.33.0.1") == "2.33.0.1 IT")
-        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+        expectLookups(s, ["2.33.0.1": "IT", "2001:620::1": "CH"])
     }
 
     /// The five RIR delegated-extended files, each checked against its `.md5`
@@ -128,18 +137,12 @@ import Testing
         let (status, log) = s.refresh()
         #expect(status == 0, "\(log)")
         #expect(log.components(separatedBy: "MD5 verified").count == 6, "five checksums: \(log)")
-        for (address, country) in [("3.1.2.3", "US"), ("2.33.0.1", "IT"), ("2001:620::1", "CH"), ("1.0.16.1", "JP"),
-                                   ("177.1.0.1", "BR"), ("41.0.9.9", "ZA")] {
-            #expect(s.lookup(address) == "\(address) \(country)")
-        }
+        expectLookups(s, ["3.1.2.3": "US", "2.33.0.1": "IT", "2001:620::1": "CH", "1.0.16.1": "JP", "177.1.0.1": "BR", "41.0.9.9": "ZA"])
         // One registry's file changed in transit: refused by its checksum.
         let before = s.liveBytes
         s.server.plan("/delegated-apnic-extended-latest", [.init(body: files["delegated-apnic-extended-latest"]! + Array("apnic|CN|ipv4|1.0.1.0|256|20110414|allocated|x\n".utf8))])
         try FileManager.default.removeItem(atPath: s.directory + "/state")
-        let (refused, refusedLog) = s.refresh()
-        #expect(refused == 1, "\(refusedLog)")
-        #expect(refusedLog.contains("rir-apnic: checksum mismatch: MD5"), "\(refusedLog)")
-        #expect(s.liveBytes == before)
+        expectRefused(s, "rir-apnic: checksum mismatch: MD5", live: before)
     }
 
     /// DB-IP lite: this month's file, or last month's while this month's is not out
@@ -154,7 +157,7 @@ import Testing
         let (status, log) = s.refresh(environment: ["SOURCE_DATE_EPOCH": "1799107200"])  // 2027-01-05
         #expect(status == 0, "\(log)")
         #expect(log.contains("is not published yet; taking the previous one"), "\(log)")
-        #expect(s.lookup("1.2.0.1") == "1.2.0.1 GB")
+        expectLookups(s, ["1.2.0.1": "GB"])
         #expect(s.server.requests("/dbip-country-lite-2027-01.csv.gz").map(\.answered) == [404])
     }
 
@@ -174,8 +177,7 @@ import Testing
         s.server.plan("/dbip-country-lite-2026-11.mmdb.gz", [.init(body: try bytes(s.directory + "/dbip.mmdb.gz"))])
         let (status, log) = s.refresh(environment: ["SOURCE_DATE_EPOCH": "1793836800"])  // 2026-11-05
         #expect(status == 0, "\(log)")
-        #expect(s.lookup("81.2.69.160") == "81.2.69.160 GB")
-        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+        expectLookups(s, ["81.2.69.160": "GB", "2001:620::1": "CH"])
     }
 
     /// ipdeny: one aggregated zone per country and family; the country is the file's.
@@ -191,10 +193,7 @@ import Testing
         s.server.plan("/ipv6/ipaddresses/aggregated/ch-aggregated.zone", [.init(body: Array("2001:620::/29\n".utf8))])
         let (status, log) = s.refresh()
         #expect(status == 0, "\(log)")
-        #expect(s.lookup("5.90.0.1") == "5.90.0.1 IT")
-        #expect(s.lookup("2001:b00::1") == "2001:b00::1 IT")
-        #expect(s.lookup("5.1.0.1") == "5.1.0.1 CH")
-        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+        expectLookups(s, ["5.90.0.1": "IT", "2001:b00::1": "IT", "5.1.0.1": "CH", "2001:620::1": "CH"])
     }
 
     /// Tor's geoip (integer ranges) and geoip6 files.
@@ -207,7 +206,6 @@ import Testing
         s.server.plan("/geoip6", [.init(body: Array("2001:620::,2001:627:ffff:ffff:ffff:ffff:ffff:ffff,CH\n".utf8))])
         let (status, log) = s.refresh()
         #expect(status == 0, "\(log)")
-        #expect(s.lookup("81.2.69.160") == "81.2.69.160 GB")
-        #expect(s.lookup("2001:620::1") == "2001:620::1 CH")
+        expectLookups(s, ["81.2.69.160": "GB", "2001:620::1": "CH"])
     }
 }
