@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CIPSet", linkerSettings: [.linkedLibrary("ipset")]),
 
         // Addresses, prefixes, country codes, range maps, CIDR cover.
-        .target(name: "GeoGateCore"),
+        .target(name: "GeoGateCore", dependencies: ["CGeoGateSupport"]),
         // One importer per source format, plus decompression of .gz / .xz inputs.
         .target(name: "GeoGateImport",
                 dependencies: ["GeoGateCore", "CMaxMindDB", "CZlib", "CLZMA",

@@ -1,1 +1,6 @@
+#define _GNU_SOURCE
 #include "geogate_support.h"
+
+int geogate_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}

@@ -1,9 +1,10 @@
+import CGeoGateSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Starting a program as a child: posix_spawn with a clean signal mask and the
-/// default signal actions. A parent that traps or ignores signals (the daemon
+/// Starting a program as a child: posix_spawn with a clean signal mask, the
+/// default signal actions and only descriptors 0-2. A parent that traps or ignores signals (the daemon
 /// ignores SIGHUP and handles SIGTERM through a signal source) would otherwise
 /// pass that on, and its child would not stop when systemd stops the service.
 public enum ChildProcess {
@@ -18,6 +19,8 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         if let stdout { posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
         if let stderr { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+        // Nothing else of ours: not the daemon's sockets, not a test's pipes.
+        geogate_spawn_close_from(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

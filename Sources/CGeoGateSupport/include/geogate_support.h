@@ -1,8 +1,15 @@
 #ifndef GEOGATE_SUPPORT_H
 #define GEOGATE_SUPPORT_H
 
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34): the child starts with
+/// no descriptor from `from` up, so a refresh started by the daemon holds none of
+/// its sockets. glibc declares it only under _GNU_SOURCE, which Swift's Glibc
+/// module does not set; support.c does.
+int geogate_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
