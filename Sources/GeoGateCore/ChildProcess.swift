@@ -4,9 +4,10 @@ import Glibc
 #endif
 
 /// Starting a program as a child: posix_spawn with a clean signal mask, the
-/// default signal actions and only descriptors 0-2. A parent that traps or ignores signals (the daemon
-/// ignores SIGHUP and handles SIGTERM through a signal source) would otherwise
-/// pass that on, and its child would not stop when systemd stops the service.
+/// default signal actions and only descriptors 0-2. A parent that traps or
+/// ignores signals (the daemon ignores SIGHUP and handles SIGTERM through a
+/// signal source) would otherwise pass that on, and its child would not stop
+/// when systemd stops the service.
 public enum ChildProcess {
     /// The child's pid, or nil if it could not be started. stdin is /dev/null; stdout
     /// and stderr go to the named files (truncated), or are the parent's when nil.

@@ -56,13 +56,12 @@ struct RefreshSchedule {
             return
         }
         logger.info("scheduled refresh: started \(command.joined(separator: " ")) (pid \(pid))")
-        var status: Int32?
-        while true {
-            status = ChildProcess.poll(pid)
-            if status != nil { break }
+        var status = ChildProcess.poll(pid)
+        while status == nil {
             // Cancelled (shutdown): stop looking; the child finishes its atomic swap
             // on its own (or systemd stops it with the service's cgroup).
             do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+            status = ChildProcess.poll(pid)
         }
         switch status! {
         case 0: logger.info("scheduled refresh: the data changed")

@@ -54,8 +54,8 @@ public struct RefreshSource: Sendable, Equatable {
     /// A mirror, or a test server, in place of the provider's own address.
     public var baseURL: String?
     /// maxmind: GeoLite2-Country (default), GeoLite2-Country-CSV, GeoIP2-Country, GeoIP2-Country-CSV.
-    /// dbip-lite: csv (default) or mmdb.
-    public var edition = "GeoLite2-Country"
+    /// dbip-lite: csv (default) or mmdb. Nil: the provider's default.
+    public var edition: String?
     public var accountID: String?
     public var licenseKey: String?
     /// ipdeny: the country zones to fetch.
@@ -154,12 +154,9 @@ extension Reader {
         if case .provider(.maxmind) = source.kind, source.accountID == nil || source.licenseKey == nil {
             throw fail(node, key, "the maxmind provider needs account-id and license-key (or license-key-file)")
         }
-        if case .provider(.dbipLite) = source.kind {
-            let given = entries.first { $0.0 == "edition" }
-            if let given, source.edition != "csv" && source.edition != "mmdb" {
-                throw fail(given.2, "\(key).edition", "dbip-lite comes as csv or mmdb, not \"\(source.edition)\"")
-            }
-            if given == nil { source.edition = "csv" }
+        if case .provider(.dbipLite) = source.kind, let edition = source.edition, edition != "csv" && edition != "mmdb" {
+            let node = entries.first { $0.0 == "edition" }?.2
+            throw fail(node, "\(key).edition", "dbip-lite comes as csv or mmdb, not \"\(edition)\"")
         }
         if case .provider(.ipdeny) = source.kind, source.countries.isEmpty {
             throw fail(node, key, "the ipdeny provider needs countries: [..]")

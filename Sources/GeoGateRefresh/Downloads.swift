@@ -71,18 +71,19 @@ enum Providers {
             let (year, month) = yearMonth(now)
             let (py, pm) = month == 1 ? (year - 1, 12) : (year, month - 1)
             let root = base("https://download.db-ip.com/free")
-            let suffix = source.edition == "mmdb" ? "mmdb.gz" : "csv.gz"
+            let suffix = (source.edition ?? "csv") == "mmdb" ? "mmdb.gz" : "csv.gz"
             func url(_ y: Int, _ m: Int) -> String { "\(root)/dbip-country-lite-\(y)-\(m < 10 ? "0" : "")\(m).\(suffix)" }
             return [pinned(Download(name: "dbip-lite", location: .url(url(year, month)), inputName: "dbip-country-lite.\(suffix)",
                                     fallback: url(py, pm)))]
         case .provider(.maxmind):
-            let csv = source.edition.hasSuffix("-CSV")
+            let edition = source.edition ?? "GeoLite2-Country"
+            let csv = edition.hasSuffix("-CSV")
             let suffix = csv ? "zip" : "tar.gz"
-            let url = "\(base("https://download.maxmind.com/geoip/databases"))/\(source.edition)/download?suffix=\(suffix)"
-            var d = Download(name: "maxmind-" + safeName(source.edition), location: .url(url),
+            let url = "\(base("https://download.maxmind.com/geoip/databases"))/\(edition)/download?suffix=\(suffix)"
+            var d = Download(name: "maxmind-" + safeName(edition), location: .url(url),
                              check: .sha256Sidecar(url + ".sha256"),
                              members: csv ? ["-Blocks-IPv4.csv", "-Blocks-IPv6.csv", "-Locations-en.csv"] : [".mmdb"],
-                             user: source.accountID, password: source.licenseKey, inputName: source.edition)
+                             user: source.accountID, password: source.licenseKey, inputName: edition)
             if let hex = source.sha256 { d.check = .sha256(hex) }
             return [d]
         case .provider(.rir):

@@ -315,7 +315,6 @@ public struct Refresher {
         let status = ChildProcess.wait(pid)
         if status == 0 { logger.info("on-change: \(command): done") } else { logger.error("on-change: \(command): exit status \(status)") }
     }
-
 }
 
 /// An exclusive flock on the state directory's lock file: a second refresh waits

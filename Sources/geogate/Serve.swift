@@ -58,11 +58,3 @@ struct Serve: AsyncParsableCommand {
         }
     }
 }
-
-/// This process's program file (/proc/self/exe), for running its own subcommands.
-func executablePath() -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}

@@ -45,16 +45,22 @@ struct OutputBuffer {
     }
 }
 
+/// This process's program file (/proc/self/exe): where the embedded data is
+/// looked for, and what the daemon runs for its own `refresh`.
+func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// Where the embedded dataset lives: $GEOGATE_DATA, ./Data, beside the source tree
 /// the binary was built in (.build/<config>/geogate → Data/), or /usr/share/geogate.
 func embeddedDataDirectory() -> String? {
     var candidates: [String] = []
     if let env = getenv("GEOGATE_DATA") { candidates.append(String(cString: env)) }
     candidates.append("Data")
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    if n > 0 {
-        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    if let exe = executablePath() {
         var parts = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast()
         for _ in 0..<4 {
             candidates.append(parts.joined(separator: "/") + "/Data")
