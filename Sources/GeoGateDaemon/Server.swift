@@ -275,11 +275,14 @@ final class RequestHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
-        if !context.channel.isWritable { _ = context.channel.setOption(.autoRead, value: false) }
     }
 
+    /// Reads stop while the answers wait past the high-water mark (NIO says so as
+    /// the write that crosses it is queued) and resume once they drained below the
+    /// low mark: no look at the channel's state on every read.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && !inputClosed { _ = context.channel.setOption(.autoRead, value: true) }
+        let writable = context.channel.isWritable
+        if !writable || !inputClosed { _ = context.channel.setOption(.autoRead, value: writable) }
         context.fireChannelWritabilityChanged()
     }
 

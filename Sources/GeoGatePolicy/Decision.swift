@@ -56,10 +56,14 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
 public final class Policy: Sendable {
     public let profile: Profile
     public let trusted: TrustedNetworks
+    let allowNetworks: NetworkMatcher
+    let blockNetworks: NetworkMatcher
 
     public init(profile: Profile, trusted: TrustedNetworks) {
         self.profile = profile
         self.trusted = trusted
+        allowNetworks = NetworkMatcher(profile.allowNetworks)
+        blockNetworks = NetworkMatcher(profile.blockNetworks)
     }
 
     /// The decision for `address`, whose country (from the trie) is `country`.
@@ -85,8 +89,8 @@ public final class Policy: Sendable {
     /// The most specific always-allowed / always-blocked network holding `address`
     /// (the same network in both lists is a config error, so there is no tie).
     private func mostSpecificNetwork(containing address: IPAddress) -> (CIDR, Bool)? {
-        let allow = mostSpecific(of: profile.allowNetworks, containing: address)
-        let block = mostSpecific(of: profile.blockNetworks, containing: address)
+        let allow = allowNetworks.mostSpecific(containing: address)
+        let block = blockNetworks.mostSpecific(containing: address)
         switch (allow, block) {
         case (nil, nil): return nil
         case (let a?, nil): return (a, true)

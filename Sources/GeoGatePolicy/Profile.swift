@@ -32,6 +32,8 @@ public struct Profile: Sendable {
     public let noCountry: Verdict
     /// The ipset/nft set base name; the family suffix (-v4, -v6) is added.
     public let setName: String
+    /// `countries` as a bit table: the daemon asks once per request, without hashing.
+    let countryBits: CountryBitTable
 
     public init(name: String, scope: Scope, mode: CountryMode, countries: Set<CountryCode>,
                 allowNetworks: [CIDR], blockNetworks: [CIDR], noCountry: Verdict, setName: String) {
@@ -43,11 +45,36 @@ public struct Profile: Sendable {
         self.blockNetworks = blockNetworks
         self.noCountry = noCountry
         self.setName = setName
+        self.countryBits = CountryBitTable(countries)
     }
 
     /// The country rule alone.
     public func allows(country: CountryCode) -> Bool {
-        countries.contains(country) == (mode == .allowlist)
+        countryBits.contains(country) == (mode == .allowlist)
+    }
+}
+
+/// A set of country codes as one bit per possible code: a letter, then a letter
+/// or digit (what `CountryCode` accepts), 26 × 43 bits.
+struct CountryBitTable: Sendable {
+    private var words = [UInt64](repeating: 0, count: (26 * 43 + 63) / 64)
+
+    init(_ codes: Set<CountryCode>) {
+        for code in codes {
+            guard let bit = Self.bit(code) else { continue }
+            words[bit >> 6] |= 1 << UInt64(bit & 63)
+        }
+    }
+
+    static func bit(_ code: CountryCode) -> Int? {
+        let first = Int(code.rawValue >> 8) - 0x41, second = Int(code.rawValue & 0xFF) - 0x30
+        guard (0..<26).contains(first), (0..<43).contains(second) else { return nil }
+        return first * 43 + second
+    }
+
+    func contains(_ code: CountryCode) -> Bool {
+        guard let bit = Self.bit(code) else { return false }
+        return words[bit >> 6] & (1 << UInt64(bit & 63)) != 0
     }
 }
 
@@ -60,23 +87,45 @@ public struct TrustedNetworks: Sendable {
     ].map { CIDR($0)! }
 
     public let networks: [CIDR]
+    let matcher: NetworkMatcher
 
-    public init(networks: [CIDR]) { self.networks = networks }
+    public init(networks: [CIDR]) {
+        self.networks = networks
+        self.matcher = NetworkMatcher(networks)
+    }
 
     /// The most specific trusted network holding `address`, if any.
     public func network(containing address: IPAddress) -> CIDR? {
-        mostSpecific(of: networks, containing: address)
+        matcher.mostSpecific(containing: address)
     }
 
     public func set(_ family: IPFamily) -> AddressSet { AddressSet(family: family, cidrs: networks) }
 }
 
-/// The longest-prefix network of `list` that holds `address` (a plain scan: the
-/// lists are an admin's few networks, and a scan allocates nothing per request).
-func mostSpecific(of list: [CIDR], containing address: IPAddress) -> CIDR? {
-    var best: CIDR?
-    for net in list where net.family == address.family && net.first <= address.value && address.value <= net.last {
-        if best.map({ net.prefixLength > $0.prefixLength }) ?? true { best = net }
+/// A list of networks asked for the longest prefix holding an address: a plain
+/// scan (the lists are an admin's few networks, and a scan allocates nothing per
+/// request) over bounds worked out once, one family at a time.
+struct NetworkMatcher: Sendable {
+    struct Entry: Sendable {
+        var first: UInt128
+        var last: UInt128
+        var network: CIDR
     }
-    return best
+
+    private let v4: [Entry]
+    private let v6: [Entry]
+
+    init(_ networks: [CIDR]) {
+        let entries = networks.map { Entry(first: $0.first, last: $0.last, network: $0) }
+        v4 = entries.filter { $0.network.family == .v4 }
+        v6 = entries.filter { $0.network.family == .v6 }
+    }
+
+    func mostSpecific(containing address: IPAddress) -> CIDR? {
+        var best: Entry?
+        for entry in address.family == .v4 ? v4 : v6 where entry.first <= address.value && address.value <= entry.last {
+            if best.map({ entry.network.prefixLength > $0.network.prefixLength }) ?? true { best = entry }
+        }
+        return best?.network
+    }
 }

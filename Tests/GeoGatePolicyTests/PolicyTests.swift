@@ -6,6 +6,7 @@ import Testing
 
 func cc(_ s: String) -> CountryCode { CountryCode(s)! }
 func ip(_ s: String) -> IPAddress { IPAddress(s)! }
+func cidr(_ s: String) -> CIDR { CIDR(s)! }
 
 /// The set algebra against a bit-per-address model, on a small universe.
 struct AddressSetTests {
@@ -99,6 +100,42 @@ struct PrecedenceTests {
             #expect(set.contains(IPAddress("8.8.8.8")!.value) == (profile.noCountry == .allow))
             #expect(set.contains(IPAddress("10.1.2.3")!.value))
         }
+    }
+
+    /// The country rule's bit table answers as the set it was made from, for every
+    /// code geogate accepts (letters, and the digit codes like A1).
+    @Test func countryRuleMatchesItsSetForEveryCode() {
+        var rng = SplitMix64(seed: 5)
+        var all: [CountryCode] = []
+        for a in UInt8(ascii: "A")...UInt8(ascii: "Z") {
+            for b in Array(UInt8(ascii: "0")...UInt8(ascii: "9")) + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) {
+                if let code = CountryCode.validated(a, b) { all.append(code) }
+            }
+        }
+        #expect(all.count > 249)
+        for round in 0..<50 {
+            let chosen = Set(all.filter { _ in rng.next() % UInt64(1 + round % 7) == 0 })
+            for mode in [CountryMode.allowlist, .blocklist] {
+                let profile = Profile(name: "p", scope: .webOnly, mode: mode, countries: chosen, allowNetworks: [],
+                                      blockNetworks: [], noCountry: .deny, setName: "p")
+                for code in all {
+                    #expect(profile.allows(country: code) == (chosen.contains(code) == (mode == .allowlist)), "\(code) round \(round)")
+                }
+            }
+        }
+    }
+
+    /// A network of one family never holds an address of the other, even where the
+    /// numbers coincide (::a00:1 is 10.0.0.1 as a number, and is not trusted).
+    @Test func networksMatchTheirOwnFamilyOnly() {
+        let policy = Policy(profile: Profile(name: "p", scope: .webOnly, mode: .allowlist, countries: [], allowNetworks: [cidr("2001:db8::/32")],
+                                             blockNetworks: [cidr("192.0.2.0/24")], noCountry: .deny, setName: "p"),
+                            trusted: TrustedNetworks(networks: TrustedNetworks.defaults))
+        #expect(policy.decide(ip("::a00:1"), country: nil).description == "DENY -- no-country")
+        #expect(policy.decide(ip("fe80::1"), country: nil).description == "ALLOW -- trusted fe80::/10")
+        #expect(policy.decide(ip("2001:db8::5"), country: cc("US")).description == "ALLOW US allow-network 2001:db8::/32")
+        #expect(policy.decide(ip("::c000:205"), country: cc("US")).description == "DENY US country-not-allowed")
+        #expect(policy.decide(ip("192.0.2.5"), country: cc("US")).description == "DENY US block-network 192.0.2.0/24")
     }
 
     @Test func precedenceExamples() throws {
