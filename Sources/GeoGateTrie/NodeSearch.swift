@@ -26,9 +26,10 @@ public enum NodeSearch {
     /// Blocks of the flat top layer, at most: 128 separators, 129 children.
     public static let topBlocks = 4
     public static let topChildren = topBlocks * blockKeys + 1
-    /// Bytes the nodes section carries after its last node, so a 64-byte block read
-    /// at the last keys (or values) never leaves the section.
-    public static let sectionSlack = blockBytes
+    /// Bytes the nodes section carries after its last node, so the block reads at the
+    /// last keys (or values) never leave the section: one 64-byte block, or the two
+    /// of a direct index's window.
+    public static let sectionSlack = 2 * blockBytes
 
     /// Blocks per layer, bottom (the keys themselves) first, the flat top last.
     @inlinable
@@ -94,6 +95,44 @@ public enum NodeSearch {
         TrieFormat.nodeHeaderSize + blockBytes * layerBlocks(count: n).dropFirst().reduce(0, +)
     }
 
+    /// Byte offset of the keys within a node, from its header.
+    @inlinable
+    public static func keysOffset(node: UnsafeRawPointer) -> Int {
+        if node.load(fromByteOffset: 1, as: UInt8.self) == TrieFormat.directIndexLayout {
+            return TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes
+        }
+        return keysOffset(count: Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) + 1)
+    }
+
+    /// Whether sorted `keys` (keys[0] == 0) can be searched through a direct index:
+    /// more than `linearLimit` of them (below that a scan is as fast), and at most
+    /// `directIndexBucketKeys` in each run of 256 key values.
+    public static func fitsDirectIndex(_ keys: [UInt16]) -> Bool {
+        guard keys.count > linearLimit else { return false }
+        var bucket = -1, inBucket = 0
+        for key in keys.dropFirst() {
+            if Int(key >> 8) != bucket {
+                bucket = Int(key >> 8)
+                inBucket = 0
+            }
+            inBucket += 1
+            if inBucket > TrieFormat.directIndexBucketKeys { return false }
+        }
+        return true
+    }
+
+    /// The direct index of sorted `keys`: entry b is the index of the last key <= b << 8.
+    public static func directIndex(for keys: [UInt16]) -> [UInt16] {
+        var entries: [UInt16] = []
+        entries.reserveCapacity(TrieFormat.directIndexEntries)
+        var j = 0
+        for b in 0..<TrieFormat.directIndexEntries {
+            while j + 1 < keys.count && Int(keys[j + 1]) <= b << 8 { j += 1 }
+            entries.append(UInt16(j))
+        }
+        return entries
+    }
+
     /// Index of the last key <= key in the node at `node` (keys[0] == 0), and the byte
     /// offset of the node's values (right after its keys).
     @inlinable @inline(__always)
@@ -103,6 +142,18 @@ public enum NodeSearch {
         let x = key
         // Bytes per value: leaves8 has 1, the others 2 (mixed32's 4 are rare enough).
         let valueWidth = node.load(as: UInt8.self) == 1 ? 1 : 2
+        if upper == Int(TrieFormat.directIndexLayout) {
+            // The entry for x's high byte is the last key <= its bucket's start, so
+            // <= x; the bucket's other keys are among the 63 after it.
+            let entryAt = TrieFormat.nodeHeaderSize &+ Int(x &>> 8) &* 2
+            let j = Int(UInt16(littleEndian: node.load(fromByteOffset: entryAt, as: UInt16.self)))
+            let keysAt = TrieFormat.nodeHeaderSize &+ TrieFormat.directIndexBytes
+            geogate_prefetch(node + (keysAt &+ n &* 2 &+ j &* valueWidth))
+            let window = node + (keysAt &+ j &* 2)
+            let valid = n &- j
+            let count = countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))
+            return (j &+ count &- 1, keysAt &+ n &* 2)
+        }
         if upper == 0 {
             let keysAt = TrieFormat.nodeHeaderSize
             geogate_prefetch(node + (keysAt &+ n &* 2))

@@ -3,12 +3,15 @@ import GeoGateCore
 /// Turns range maps into the trie's sections. The input is first flattened into
 /// "boundaries": the sorted starts of maximal runs of one country index (0 = none)
 /// that together cover the whole family. Each node then records, for its 16-bit
-/// chunk of the address, where runs start and what they hold.
+/// chunk of the address, where runs start and what they hold. A family's nodes are
+/// built in memory first, then laid out breadth first, so that the children of a
+/// node form one group right where a 16-bit value can reach them.
 struct TrieBuilder {
     /// Country code → index (1-based; 0 = none), in the order given.
     let countryIndex: [CountryCode: UInt16]
     var nodes: [UInt8] = []
-    var childTable: [UInt32] = []
+    /// The nodes of the family being built, before layout.
+    var pending: [PendingNode] = []
 
     init(countries: [CountryCode]) {
         var index: [CountryCode: UInt16] = [:]
@@ -49,23 +52,25 @@ struct TrieBuilder {
     /// The IPv4 root: one slot per /16.
     mutating func buildIPv4(_ map: RangeMap) -> [UInt32] {
         let b = Boundaries(map, countryIndex: countryIndex)
-        return directSlots(b, firstLow: 0, count: TrieFormat.ipv4RootSlots, remainingBits: 16)
+        let roots = directSlots(b, firstLow: 0, count: TrieFormat.ipv4RootSlots, remainingBits: 16)
+        return layOut(roots, directIndex: false)
     }
 
     /// The IPv6 root: the tree outside 2000::/3, then one slot per /16 of 2000::/3.
+    /// Its large nodes may carry a direct index (IPv4's would cost more than they save).
     mutating func buildIPv6(_ map: RangeMap) -> [UInt32] {
         // Slot 0: the map with 2000::/3 cleared.
         let outside = map.removing(start: TrieFormat.ipv6DirectFirst, end: TrieFormat.ipv6DirectLast)
         let rest = Boundaries(outside, countryIndex: countryIndex)
-        var slots = [subtree(rest, low: 0, remainingBits: 128, range: 1..<rest.starts.count, countryAtLow: rest.countries[0])]
+        var roots = [subtree(rest, low: 0, remainingBits: 128, range: 1..<rest.starts.count, countryAtLow: rest.countries[0])]
         let b = Boundaries(map, countryIndex: countryIndex)
-        slots += directSlots(b, firstLow: TrieFormat.ipv6DirectFirst, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
-        return slots
+        roots += directSlots(b, firstLow: TrieFormat.ipv6DirectFirst, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
+        return layOut(roots, directIndex: true)
     }
 
-    /// Slots for `count` consecutive blocks of 2^remainingBits addresses from `firstLow`.
-    mutating func directSlots(_ b: Boundaries, firstLow: UInt128, count: Int, remainingBits: Int) -> [UInt32] {
-        var slots = [UInt32](repeating: 0, count: count)
+    /// Values for `count` consecutive blocks of 2^remainingBits addresses from `firstLow`.
+    mutating func directSlots(_ b: Boundaries, firstLow: UInt128, count: Int, remainingBits: Int) -> [Value] {
+        var slots = [Value](repeating: .leaf(0), count: count)
         let size = UInt128(1) << UInt128(remainingBits)
         // The boundary in force at firstLow, and the next one after it.
         var k = 0
@@ -90,13 +95,20 @@ struct TrieBuilder {
 
     enum Value {
         case leaf(UInt16)
-        case child(UInt32)  // a slot
+        case node(Int)  // index into `pending`
+    }
+
+    /// A node's run starts and values, before it has a place in the file.
+    struct PendingNode {
+        var keys: [UInt16]
+        var values: [Value]
+        var children: Int
     }
 
     /// Builds the block [low, low + 2^remainingBits) whose inner boundaries are `range`.
     mutating func subtree(_ b: Boundaries, low: UInt128, remainingBits: Int, range: Range<Int>,
-                          countryAtLow: UInt16) -> UInt32 {
-        if range.isEmpty { return UInt32(countryAtLow) }
+                          countryAtLow: UInt16) -> Value {
+        if range.isEmpty { return .leaf(countryAtLow) }
         let shift = UInt128(remainingBits - TrieFormat.strideBits)
         var keys: [UInt16] = [0]
         var values: [Value] = [.leaf(countryAtLow)]
@@ -127,65 +139,136 @@ struct TrieBuilder {
             } else {
                 let child = subtree(b, low: chunkLow, remainingBits: Int(shift), range: first..<m,
                                     countryAtLow: atChunkLow)
-                set(UInt16(chunk), .child(child))
+                set(UInt16(chunk), child)
                 if chunk < 0xFFFF { set(UInt16(chunk + 1), .leaf(b.countries[m - 1])) }
             }
             current = b.countries[m - 1]
             k = m
         }
-        return emitNode(keys: keys, values: values)
+        let children = values.reduce(0) { if case .node = $1 { $0 + 1 } else { $0 } }
+        pending.append(PendingNode(keys: keys, values: values, children: children))
+        return .node(pending.count - 1)
     }
 
-    /// Appends a node to the nodes section and returns its slot.
-    mutating func emitNode(keys: [UInt16], values: [Value]) -> UInt32 {
-        let children = values.filter { if case .child = $0 { return true } else { return false } }.count
+    /// How one pending node is written.
+    struct Shape {
+        var kind: TrieFormat.NodeKind
+        var directIndex: Bool
+        var size: Int
+    }
+
+    /// Lays the pending nodes out breadth first from `roots`, appends them to
+    /// `nodes`, and returns the root slots. A node whose children spread further
+    /// than a 16-bit value reaches becomes mixed32, and the layout is redone.
+    mutating func layOut(_ roots: [Value], directIndex: Bool) -> [UInt32] {
+        var order: [Int] = []
+        order.reserveCapacity(pending.count)
+        for case .node(let n) in roots { order.append(n) }
+        let rootNodes = order.count
+        var next = 0
+        while next < order.count {
+            for case .node(let child) in pending[order[next]].values { order.append(child) }
+            next += 1
+        }
+        var wide = Set<Int>()
+        while true {
+            var shapes = [Shape](repeating: Shape(kind: .leaves8, directIndex: false, size: 0), count: pending.count)
+            var offsets = [Int](repeating: 0, count: pending.count)
+            var at = nodes.count
+            for (position, n) in order.enumerated() {
+                let shape = self.shape(pending[n], wide: wide.contains(n), directIndex: directIndex)
+                // Children (everything after the roots) start on 8 bytes: a parent's
+                // 16-bit value counts 8-byte steps.
+                at = align(at, position < rootNodes ? 4 : TrieFormat.childAlignment)
+                shapes[n] = shape
+                offsets[n] = at
+                at += shape.size
+            }
+            // Children too far from their parent's first child for a 16-bit step.
+            var tooFar: [Int] = []
+            for n in order where shapes[n].kind == .mixed16 {
+                let kids = pending[n].values.compactMap { if case .node(let c) = $0 { offsets[c] } else { nil } }
+                if (kids.last! - kids.first!) / TrieFormat.childAlignment > TrieFormat.maxMixed16ChildStep { tooFar.append(n) }
+            }
+            if !tooFar.isEmpty {
+                wide.formUnion(tooFar)
+                continue
+            }
+            for n in order { emit(pending[n], shape: shapes[n], at: offsets[n], offsets: offsets) }
+            pending.removeAll()
+            return roots.map { value in
+                switch value {
+                case .leaf(let c): UInt32(c)
+                case .node(let n): TrieFormat.nodeFlag | UInt32(offsets[n] / 4)
+                }
+            }
+        }
+    }
+
+    func align(_ offset: Int, _ alignment: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
+
+    /// The kind, index and byte size of a node.
+    func shape(_ node: PendingNode, wide: Bool, directIndex: Bool) -> Shape {
+        let n = node.keys.count
         let kind: TrieFormat.NodeKind
-        if children == 0 {
-            let wide = values.contains { if case .leaf(let c) = $0 { return c > 0xFF } else { return false } }
-            kind = wide ? .leaves16 : .leaves8
+        if node.children == 0 {
+            let rare = node.values.contains { if case .leaf(let c) = $0 { return c > 0xFF } else { return false } }
+            kind = rare ? .leaves16 : .leaves8
         } else {
-            kind = children <= TrieFormat.maxMixed16Children ? .mixed16 : .mixed32
+            kind = wide ? .mixed32 : .mixed16
         }
-        let offset = nodes.count
-        precondition(offset % 4 == 0 && offset / 4 < Int(TrieFormat.nodeFlag), "nodes section too large")
-        let n = keys.count
-        var firstChild: UInt32 = 0
-        if kind == .mixed16 {
-            firstChild = UInt32(childTable.count)
-            for case .child(let slot) in values { childTable.append(slot) }
-        }
-        nodes.append(kind.rawValue)
-        nodes.append(UInt8(NodeSearch.upperLayers(count: n)))
-        appendLE(UInt16(n - 1))
-        appendLE(firstChild)
-        for separator in NodeSearch.separators(for: keys) { appendLE(separator) }
-        for key in keys { appendLE(key) }
+        let direct = directIndex && NodeSearch.fitsDirectIndex(node.keys)
+        let keysAt = direct ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : NodeSearch.keysOffset(count: n)
+        let valuesAt = keysAt + 2 * n
+        let end: Int
         switch kind {
+        case .leaves8: end = valuesAt + n
+        case .leaves16, .mixed16: end = valuesAt + 2 * n
+        case .mixed32: end = align(valuesAt, 4) + 4 * n
+        }
+        return Shape(kind: kind, directIndex: direct, size: align(end, 4))
+    }
+
+    /// Writes one node at `offset` (the bytes before it are padding).
+    mutating func emit(_ node: PendingNode, shape: Shape, at offset: Int, offsets: [Int]) {
+        precondition(offset % 4 == 0 && offset / 4 < Int(TrieFormat.nodeFlag), "nodes section too large")
+        nodes.append(contentsOf: repeatElement(0, count: offset - nodes.count))
+        let n = node.keys.count
+        let kids = node.values.compactMap { if case .node(let c) = $0 { offsets[c] } else { nil } }
+        let childBase = shape.kind == .mixed16 ? kids.first! : 0
+        nodes.append(shape.kind.rawValue)
+        nodes.append(shape.directIndex ? TrieFormat.directIndexLayout : UInt8(NodeSearch.upperLayers(count: n)))
+        appendLE(UInt16(n - 1))
+        appendLE(UInt32(childBase / 4))
+        if shape.directIndex {
+            for entry in NodeSearch.directIndex(for: node.keys) { appendLE(entry) }
+        } else {
+            for separator in NodeSearch.separators(for: node.keys) { appendLE(separator) }
+        }
+        for key in node.keys { appendLE(key) }
+        switch shape.kind {
         case .leaves8:
-            for case .leaf(let c) in values { nodes.append(UInt8(c)) }
+            for case .leaf(let c) in node.values { nodes.append(UInt8(c)) }
         case .leaves16:
-            for case .leaf(let c) in values { appendLE(c) }
+            for case .leaf(let c) in node.values { appendLE(c) }
         case .mixed16:
-            var childNumber: UInt16 = 0
-            for value in values {
+            for value in node.values {
                 switch value {
                 case .leaf(let c): appendLE(c)
-                case .child:
-                    appendLE(TrieFormat.mixed16ChildFlag | childNumber)
-                    childNumber += 1
+                case .node(let c): appendLE(TrieFormat.mixed16ChildFlag | UInt16((offsets[c] - childBase) / TrieFormat.childAlignment))
                 }
             }
         case .mixed32:
-            while (nodes.count - offset) % 4 != 0 { nodes.append(0) }
-            for value in values {
+            nodes.append(contentsOf: repeatElement(0, count: align(nodes.count, 4) - nodes.count))
+            for value in node.values {
                 switch value {
                 case .leaf(let c): appendLE(UInt32(c))
-                case .child(let slot): appendLE(slot)
+                case .node(let c): appendLE(TrieFormat.nodeFlag | UInt32(offsets[c] / 4))
                 }
             }
         }
-        while nodes.count % 4 != 0 { nodes.append(0) }
-        return TrieFormat.nodeFlag | UInt32(offset / 4)
+        nodes.append(contentsOf: repeatElement(0, count: align(nodes.count, 4) - nodes.count))
+        precondition(nodes.count == offset + shape.size)
     }
 
     mutating func appendLE<T: FixedWidthInteger>(_ value: T) {

@@ -141,7 +141,7 @@ public final class TrieFile: @unchecked Sendable {
             let node = view.nodes + Int(slot & ~TrieFormat.nodeFlag) * 4
             let count = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) + 1
             let shift = UInt128(remainingBits - TrieFormat.strideBits)
-            let keys = NodeSearch.keysOffset(count: count)
+            let keys = NodeSearch.keysOffset(node: node)
             for i in 0..<count {
                 let key = UInt16(littleEndian: node.load(fromByteOffset: keys + 2 * i, as: UInt16.self))
                 walk(view.valueSlot(node, i, values: keys + 2 * count), low: low + UInt128(key) << shift,

@@ -4,16 +4,18 @@
 /// ```
 /// header (64 bytes)        magic "GEOGATE\0", version, CRC-32 of bytes 16..<end, size
 /// section table            sectionCount × 24 bytes {kind u32, flags u32, offset u64, length u64}
-/// sections (64-aligned)    countries, metadata, IPv4 root, IPv6 root, nodes, child table
+/// sections (64-aligned)    countries, metadata, IPv4 root, IPv6 root, nodes
 /// ```
 ///
 /// A slot (u32) is either a leaf (bit 31 clear: country index in bits 0-15) or a node
 /// reference (bit 31 set: bits 0-30 = node byte offset / 4 in the nodes section).
 /// A node covers a block of 2^rem addresses and splits it on the next 16 bits: a
-/// sorted list of 16-bit run starts, each with a value (leaf or child).
+/// sorted list of 16-bit run starts, each with a value (leaf or child). A node's
+/// children follow it as one group (the nodes are laid out breadth first), so a
+/// 16-bit value can reach a child directly: no table in between.
 public enum TrieFormat {
     public static let magic: [UInt8] = Array("GEOGATE".utf8) + [0]
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     public static let headerSize = 64
     public static let sectionEntrySize = 24
     public static let sectionAlignment = 64
@@ -25,7 +27,6 @@ public enum TrieFormat {
         case ipv4Root = 3
         case ipv6Root = 4
         case nodes = 5
-        case childTable = 6
     }
 
     /// Node kinds (byte 0 of a node header).
@@ -35,16 +36,25 @@ public enum TrieFormat {
         case leaves8 = 1
         /// Values are u16 country indexes: a leaf node holding a rare country (index > 255).
         case leaves16 = 2
-        /// Values are u16: bit 15 clear = leaf (country index in bits 0-14), set = child
-        /// number (bits 0-14) into the child table from the node's `firstChild`.
+        /// Values are u16: bit 15 clear = leaf (country index in bits 0-14), set = a
+        /// child c (bits 0-14) at node unit `childBase + 2c` (8-byte steps from the
+        /// header's `childBase`, a slot's 4-byte unit).
         case mixed16 = 3
-        /// Values are u32 slots (for a node with more than 32,768 children).
+        /// Values are u32 slots (when the children span more than 16-bit values reach).
         case mixed32 = 4
 
         @inlinable public var hasChildren: Bool { self == .mixed16 || self == .mixed32 }
     }
 
     public static let nodeHeaderSize = 8
+    /// Header byte 1 of a node that carries a direct index instead of separator
+    /// layers (0-2): 256 u16 entries, entry b = the last key <= b << 8.
+    public static let directIndexLayout: UInt8 = 3
+    public static let directIndexEntries = 256
+    public static let directIndexBytes = 2 * directIndexEntries
+    /// A direct index needs every 256-address bucket to hold at most this many keys,
+    /// so that the 64 keys from its entry on always reach the answer.
+    public static let directIndexBucketKeys = 63
     /// The IPv4 root indexes the first 16 bits directly.
     public static let ipv4RootSlots = 1 << 16
     /// The IPv6 root: slot 0 is the tree for addresses outside 2000::/3 (its part
@@ -63,7 +73,10 @@ public enum TrieFormat {
 
     public static let nodeFlag: UInt32 = 0x8000_0000
     public static let mixed16ChildFlag: UInt16 = 0x8000
-    public static let maxMixed16Children = 0x8000
+    /// The largest child step a mixed16 value holds (in 8-byte units after childBase).
+    public static let maxMixed16ChildStep = 0x7FFF
+    /// Nodes reached through a mixed16 value start on 8 bytes.
+    public static let childAlignment = 8
 
     /// Country index 0 means "no country"; index i ≥ 1 is entry i-1 of the countries
     /// section. The writer numbers countries by how many ranges they have, most first.

@@ -28,7 +28,7 @@ struct TrieValidator {
         }
         let version = u32(8)
         guard version == TrieFormat.version else {
-            throw Failure(reason: "unsupported format version \(version) (this geogate reads version \(TrieFormat.version))")
+            throw Failure(reason: "unsupported format version \(version) (this geogate reads version \(TrieFormat.version); compile the file again with this geogate)")
         }
         let declared = u64(16)
         guard declared == UInt64(size) else {
@@ -50,11 +50,7 @@ struct TrieValidator {
         guard root6.length == TrieFormat.ipv6RootSlots * 4 else { throw Failure(reason: "IPv6 root has \(root6.length) bytes, expected \(TrieFormat.ipv6RootSlots * 4)") }
         let nodes = sections[.nodes]!
         guard nodes.length % 4 == 0 else { throw Failure(reason: "nodes section length is not a multiple of 4") }
-        let children = sections[.childTable]!
-        guard children.length % 4 == 0 else { throw Failure(reason: "child table length is not a multiple of 4") }
-
         var walker = NodeWalker(validator: self, nodesOffset: nodes.offset, nodesLength: nodes.length,
-                                childOffset: children.offset, childCount: children.length / 4,
                                 countryCount: countries.count)
         for top in 0..<TrieFormat.ipv4RootSlots {
             try walker.check(slot: u32(root4.offset + top * 4), remainingBits: 16, context: "IPv4 root slot \(top)")
@@ -68,8 +64,7 @@ struct TrieValidator {
                             countryCount: countries.count,
                             root4: (base + root4.offset).assumingMemoryBound(to: UInt32.self),
                             root6: (base + root6.offset).assumingMemoryBound(to: UInt32.self),
-                            nodes: base + nodes.offset,
-                            childTable: (base + children.offset).assumingMemoryBound(to: UInt32.self))
+                            nodes: base + nodes.offset)
         return Result(sections: sections, countries: countries, view: view)
     }
 
@@ -133,17 +128,13 @@ struct TrieValidator {
         let validator: TrieValidator
         let nodesOffset: Int
         let nodesLength: Int
-        let childOffset: Int
-        let childCount: Int
         let countryCount: Int
         var visited: [UInt64]
 
-        init(validator: TrieValidator, nodesOffset: Int, nodesLength: Int, childOffset: Int, childCount: Int, countryCount: Int) {
+        init(validator: TrieValidator, nodesOffset: Int, nodesLength: Int, countryCount: Int) {
             self.validator = validator
             self.nodesOffset = nodesOffset
             self.nodesLength = nodesLength
-            self.childOffset = childOffset
-            self.childCount = childCount
             self.countryCount = countryCount
             self.visited = [UInt64](repeating: 0, count: nodesLength / 4 / 64 + 1)
         }
@@ -173,10 +164,11 @@ struct TrieValidator {
             }
             let count = Int(validator.u16(at + 2)) + 1
             let upper = Int(validator.base.load(fromByteOffset: at + 1, as: UInt8.self))
-            guard upper == NodeSearch.upperLayers(count: count) else {
+            let direct = upper == Int(TrieFormat.directIndexLayout)
+            guard direct || upper == NodeSearch.upperLayers(count: count) else {
                 throw Failure(reason: "node at \(start): \(upper) separator layers, expected \(NodeSearch.upperLayers(count: count)) for \(count) keys")
             }
-            let keysStart = NodeSearch.keysOffset(count: count)
+            let keysStart = direct ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : NodeSearch.keysOffset(count: count)
             let valuesStart = keysStart + count * 2
             let end: Int
             switch kind {
@@ -186,8 +178,10 @@ struct TrieValidator {
             }
             // Lookups read keys and values in whole 32-entry blocks: those reads must
             // stay in the section too.
+            // (A direct index's window: two blocks from any key.)
             let blocks = (count + NodeSearch.blockKeys - 1) / NodeSearch.blockKeys * NodeSearch.blockKeys
-            let blockEnd = max(keysStart + blocks * 2, valuesStart + blocks * (kind == .leaves8 ? 1 : 2))
+            let keyReadEnd = direct ? keysStart + 2 * (count - 1) + 2 * NodeSearch.blockBytes : keysStart + blocks * 2
+            let blockEnd = max(keyReadEnd, valuesStart + blocks * (kind == .leaves8 ? 1 : 2))
             guard start + max(end, blockEnd) <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
             // Keys: start at 0, strictly increasing.
             var keys: [UInt16] = []
@@ -197,8 +191,16 @@ struct TrieValidator {
                 guard i == 0 ? key == 0 : key > keys[i - 1] else { throw Failure(reason: "node at \(start): keys not sorted from 0 (entry \(i))") }
                 keys.append(key)
             }
-            // Separators: exactly what the keys imply.
-            if upper > 0 {
+            // A direct index, or the separators: exactly what the keys imply.
+            if direct {
+                guard NodeSearch.fitsDirectIndex(keys) else {
+                    throw Failure(reason: "node at \(start): a direct index over keys it cannot serve")
+                }
+                for (b, entry) in NodeSearch.directIndex(for: keys).enumerated()
+                where validator.u16(at + TrieFormat.nodeHeaderSize + 2 * b) != entry {
+                    throw Failure(reason: "node at \(start): direct index entry \(b) does not match the keys")
+                }
+            } else if upper > 0 {
                 let expected = NodeSearch.separators(for: keys)
                 for (i, separator) in expected.enumerated() where validator.u16(at + 8 + 2 * i) != separator {
                     throw Failure(reason: "node at \(start): separator \(i) does not match the keys")
@@ -213,16 +215,16 @@ struct TrieValidator {
                     guard v <= countryCount else { throw Failure(reason: "node at \(start): bad country index \(v)") }
                 }
             case .mixed16:
-                let first = Int(validator.u32(at + 4))
                 for i in 0..<count {
                     let v = validator.u16(at + valuesStart + 2 * i)
                     if v & TrieFormat.mixed16ChildFlag == 0 {
                         guard Int(v) <= countryCount else { throw Failure(reason: "node at \(start): bad country index \(v)") }
                         continue
                     }
-                    let k = first + Int(v & ~TrieFormat.mixed16ChildFlag)
-                    guard k < childCount else { throw Failure(reason: "node at \(start): child \(k) outside the child table") }
-                    try check(slot: validator.u32(childOffset + 4 * k), remainingBits: childBits, context: "node at \(start), entry \(i)")
+                    // The slot exactly as a lookup computes it; `check` then proves it a
+                    // node of its own inside the section.
+                    let slot = TrieView.childSlot(validator.base + at, step: v)
+                    try check(slot: slot, remainingBits: childBits, context: "node at \(start), entry \(i)")
                 }
             case .mixed32:
                 let aligned = (valuesStart + 3) & ~3

@@ -8,17 +8,15 @@ public struct TrieView: @unchecked Sendable {
     @usableFromInline let root4: UnsafePointer<UInt32>
     @usableFromInline let root6: UnsafePointer<UInt32>
     @usableFromInline let nodes: UnsafeRawPointer
-    @usableFromInline let childTable: UnsafePointer<UInt32>
 
     @usableFromInline
     init(countries: UnsafePointer<UInt8>, countryCount: Int, root4: UnsafePointer<UInt32>, root6: UnsafePointer<UInt32>,
-         nodes: UnsafeRawPointer, childTable: UnsafePointer<UInt32>) {
+         nodes: UnsafeRawPointer) {
         self.countries = countries
         self.countryCount = countryCount
         self.root4 = root4
         self.root6 = root6
         self.nodes = nodes
-        self.childTable = childTable
     }
 
     /// The country index (0 = none) of an IPv4 address.
@@ -88,6 +86,14 @@ public struct TrieView: @unchecked Sendable {
         return UInt16(littleEndian: node.load(fromByteOffset: values &+ i &* 2, as: UInt16.self))
     }
 
+    /// The slot of the child a mixed16 value `step` (flag set) names: 8-byte steps
+    /// from the node's childBase. The validator checks the same computation.
+    @inlinable @inline(__always)
+    static func childSlot(_ node: UnsafeRawPointer, step: UInt16) -> UInt32 {
+        let base = UInt32(littleEndian: node.load(fromByteOffset: 4, as: UInt32.self))
+        return TrieFormat.nodeFlag | (base &+ UInt32(step & ~TrieFormat.mixed16ChildFlag) &* 2)
+    }
+
     /// Entry i as a slot, whatever the node kind.
     @inlinable @inline(__always)
     func valueSlot(_ node: UnsafeRawPointer, _ i: Int, values: Int) -> UInt32 {
@@ -99,8 +105,7 @@ public struct TrieView: @unchecked Sendable {
         case TrieFormat.NodeKind.mixed16.rawValue:
             let v = UInt16(littleEndian: node.load(fromByteOffset: values &+ i &* 2, as: UInt16.self))
             if v & TrieFormat.mixed16ChildFlag == 0 { return UInt32(v) }
-            let first = Int(UInt32(littleEndian: node.load(fromByteOffset: 4, as: UInt32.self)))
-            return UInt32(littleEndian: childTable[first &+ Int(v & ~TrieFormat.mixed16ChildFlag)])
+            return TrieView.childSlot(node, step: v)
         default:
             let aligned = (values &+ 3) & ~3
             return UInt32(littleEndian: node.load(fromByteOffset: aligned &+ i &* 4, as: UInt32.self))

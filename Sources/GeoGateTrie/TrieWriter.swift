@@ -75,15 +75,12 @@ public enum TrieWriter {
         for slot in root4 { root4Bytes.appendLE(slot) }
         var root6Bytes = ByteWriter()
         for slot in root6 { root6Bytes.appendLE(slot) }
-        var childBytes = ByteWriter()
-        for slot in builder.childTable { childBytes.appendLE(slot) }
         let sections: [(TrieFormat.Section, [UInt8])] = [
             (.countries, countries.bytes),
             (.metadata, encode(metadata)),
             (.ipv4Root, root4Bytes.bytes),
             (.ipv6Root, root6Bytes.bytes),
             (.nodes, builder.nodes),
-            (.childTable, childBytes.bytes),
         ]
         return assemble(sections)
     }

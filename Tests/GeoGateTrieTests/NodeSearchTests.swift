@@ -54,6 +54,45 @@ struct NodeSearchTests {
         }
     }
 
+    /// A node with a direct index (what IPv6 nodes get when their keys allow it),
+    /// against the same binary search: keys spread thin, keys crowding one bucket up
+    /// to the limit of 63, keys sitting on bucket starts.
+    @Test(arguments: [0, 1, 2, 3])
+    func directIndexSearchAgreesWithBinarySearch(shape: Int) {
+        var rng = SplitMix64(seed: UInt64(100 + shape))
+        var chosen = Set<UInt16>([0])
+        switch shape {
+        case 0: while chosen.count < 2_000 { chosen.insert(UInt16(truncatingIfNeeded: rng.next())) }
+        case 1: for b in stride(from: 0, to: 256, by: 3) { for i in 0..<63 { chosen.insert(UInt16(b << 8 | (i * 4 + 1))) } }
+        case 2: for b in 0..<256 { chosen.insert(UInt16(b << 8)); chosen.insert(UInt16(b << 8 | 0xFF)) }
+        default: for i in 1...63 { chosen.insert(UInt16(0x7F00 + i)) }; for i in 0..<10 { chosen.insert(UInt16(i * 7 + 3)) }
+        }
+        let keys = chosen.sorted()
+        #expect(NodeSearch.fitsDirectIndex(keys))
+        var bytes: [UInt8] = [TrieFormat.NodeKind.leaves8.rawValue, TrieFormat.directIndexLayout]
+        func le(_ v: UInt16) { bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+        le(UInt16(keys.count - 1))
+        bytes += [0, 0, 0, 0]
+        for entry in NodeSearch.directIndex(for: keys) { le(entry) }
+        for k in keys { le(k) }
+        bytes += keys.indices.map { UInt8(truncatingIfNeeded: $0) }
+        bytes += [UInt8](repeating: 0xEE, count: NodeSearch.sectionSlack)
+        bytes.withUnsafeBytes { raw in
+            #expect(NodeSearch.keysOffset(node: raw.baseAddress!) == TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes)
+            for x in 0...UInt16.max {
+                let (index, values) = NodeSearch.search(raw.baseAddress!, key: x)
+                let valuesAt = TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes + 2 * keys.count
+                if index != expected(keys, x) || values != valuesAt {
+                    Issue.record("shape \(shape) x=\(x): \(index) (values at \(values)), expected \(expected(keys, x)) (\(valuesAt))")
+                    return
+                }
+            }
+        }
+        // One key too many in a bucket, or too few keys overall: no direct index.
+        #expect(!NodeSearch.fitsDirectIndex([0] + (1...64).map { UInt16(0x4000 + $0) }))
+        #expect(!NodeSearch.fitsDirectIndex(Array(0..<64).map { UInt16($0 * 512) }))
+    }
+
     /// The SSE2 mask against the portable loop, on random and sorted blocks.
     @Test func atMostMaskMatchesThePortableDefinition() {
         var rng = SplitMix64(seed: 42)
