@@ -90,6 +90,30 @@ func expectAgrees(_ t: TrieFile, _ map: RangeMap, rng: inout Random, randomProbe
         #expect(t.rangeMap(.v6).ranges == [AddressRange(start: 0, end: .max, country: de)])
     }
 
+    /// A node whose children lie further apart than its 16-bit values reach (20,000
+    /// children of 16 bytes: 320 KB) is written with u32 slots (mixed32), and answers.
+    @Test func childrenTooFarApartForMixed16UseMixed32() throws {
+        let de = CountryCode("DE")!, fr = CountryCode("FR")!
+        let base = UInt128(0x2001) << 112
+        // In every other /32 of 2001::/16, its first half: a child node under the /16's node.
+        let ranges = (0..<20_000).map { i in
+            let start = base | UInt128(2 * i) << 96
+            return AddressRange(start: start, end: start | (UInt128(1) << 95 - 1), country: i % 2 == 0 ? de : fr)
+        }
+        let v6 = RangeMap(family: .v6, normalized: ranges)
+        let t = try trie(v6: v6)
+        let slot = t.view.root6[1 + 1]  // the /16 2001::/16
+        #expect(slot & TrieFormat.nodeFlag != 0)
+        let kind = t.view.nodes.load(fromByteOffset: Int(slot & ~TrieFormat.nodeFlag) * 4, as: UInt8.self)
+        #expect(kind == TrieFormat.NodeKind.mixed32.rawValue)
+        for r in ranges.prefix(300) + ranges.suffix(300) {
+            #expect(t.view.countryIndex(ipv6: r.start) == t.view.countryIndex(ipv6: r.end))
+            #expect(t.country(of: IPAddress(family: .v6, value: r.end)) == r.country)
+            #expect(t.country(of: IPAddress(family: .v6, value: r.end + 1)) == nil)
+        }
+        #expect(t.rangeMap(.v6).ranges == ranges)
+    }
+
     @Test func singleAddressesAtTheEdges() throws {
         let us = CountryCode("US")!, fr = CountryCode("FR")!
         let v4 = RangeMap(family: .v4, normalized: [AddressRange(start: 0, end: 0, country: us),
