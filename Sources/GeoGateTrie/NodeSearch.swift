@@ -95,13 +95,29 @@ public enum NodeSearch {
         TrieFormat.nodeHeaderSize + blockBytes * layerBlocks(count: n).dropFirst().reduce(0, +)
     }
 
+    /// Byte offset of the keys within a node of n keys, with a direct index or the
+    /// separators its count implies.
+    @inlinable
+    public static func keysOffset(count n: Int, directIndex: Bool) -> Int {
+        directIndex ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : keysOffset(count: n)
+    }
+
     /// Byte offset of the keys within a node, from its header.
     @inlinable
     public static func keysOffset(node: UnsafeRawPointer) -> Int {
-        if node.load(fromByteOffset: 1, as: UInt8.self) == TrieFormat.directIndexLayout {
-            return TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes
+        keysOffset(count: Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) + 1,
+                   directIndex: node.load(fromByteOffset: 1, as: UInt8.self) == TrieFormat.directIndexLayout)
+    }
+
+    /// Byte offset of the end of a node's values (before padding), from where its
+    /// keys start.
+    public static func valuesEnd(kind: TrieFormat.NodeKind, keysOffset: Int, count n: Int) -> Int {
+        let values = keysOffset + 2 * n
+        switch kind {
+        case .leaves8: return values + n
+        case .leaves16, .mixed16: return values + 2 * n
+        case .mixed32: return ((values + 3) & ~3) + 4 * n
         }
-        return keysOffset(count: Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) + 1)
     }
 
     /// Whether sorted `keys` (keys[0] == 0) can be searched through a direct index:

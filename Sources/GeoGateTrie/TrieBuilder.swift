@@ -207,7 +207,7 @@ struct TrieBuilder {
 
     func align(_ offset: Int, _ alignment: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
 
-    /// The kind, index and byte size of a node.
+    /// The kind, search layout and byte size of a node.
     func shape(_ node: PendingNode, wide: Bool, directIndex: Bool) -> Shape {
         let n = node.keys.count
         let kind: TrieFormat.NodeKind
@@ -218,14 +218,7 @@ struct TrieBuilder {
             kind = wide ? .mixed32 : .mixed16
         }
         let direct = directIndex && NodeSearch.fitsDirectIndex(node.keys)
-        let keysAt = direct ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : NodeSearch.keysOffset(count: n)
-        let valuesAt = keysAt + 2 * n
-        let end: Int
-        switch kind {
-        case .leaves8: end = valuesAt + n
-        case .leaves16, .mixed16: end = valuesAt + 2 * n
-        case .mixed32: end = align(valuesAt, 4) + 4 * n
-        }
+        let end = NodeSearch.valuesEnd(kind: kind, keysOffset: NodeSearch.keysOffset(count: n, directIndex: direct), count: n)
         return Shape(kind: kind, directIndex: direct, size: align(end, 4))
     }
 

@@ -168,14 +168,9 @@ struct TrieValidator {
             guard direct || upper == NodeSearch.upperLayers(count: count) else {
                 throw Failure(reason: "node at \(start): \(upper) separator layers, expected \(NodeSearch.upperLayers(count: count)) for \(count) keys")
             }
-            let keysStart = direct ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : NodeSearch.keysOffset(count: count)
+            let keysStart = NodeSearch.keysOffset(count: count, directIndex: direct)
             let valuesStart = keysStart + count * 2
-            let end: Int
-            switch kind {
-            case .leaves8: end = valuesStart + count
-            case .leaves16, .mixed16: end = valuesStart + count * 2
-            case .mixed32: end = ((valuesStart + 3) & ~3) + count * 4
-            }
+            let end = NodeSearch.valuesEnd(kind: kind, keysOffset: keysStart, count: count)
             // Lookups read keys and values in whole 32-entry blocks: those reads must
             // stay in the section too.
             // (A direct index's window: two blocks from any key.)
