@@ -1,112 +1,79 @@
 import CGeoGateSupport
 
-/// How a node's sorted 16-bit run starts are searched, and the separator layers
-/// that make large nodes fast.
+/// How a node's sorted 16-bit run starts are searched: one way for every node.
 ///
-/// Keys are compared 32 at a time (one 64-byte block, a cache line): the answer
-/// "last key <= x" is the count of keys <= x, minus one. A node of up to
-/// `linearLimit` keys is counted block by block (independent loads). A larger node
-/// carries separators above its keys, so that a lookup waits for as few dependent
-/// cache misses as possible:
-/// - a flat *top layer* of up to `topBlocks` blocks: the first keys of the blocks
-///   below it (all but the first), counted in one go — its blocks are independent
-///   loads, so they cost one miss, not four;
-/// - only when the blocks below outnumber what the top covers (more than
-///   `topChildren` key blocks, n > 4,128), one *middle layer* in between: block j
-///   holds the first keys of blocks 33j+1 ... 33j+32 below it (an S+-tree level).
-/// One middle layer suffices for 16-bit keys (2,048 key blocks → 63 middle blocks).
-/// Unused separator lanes hold 0xFFFF; child numbers are clamped so they can never
-/// lead out of range.
+/// Keys are compared 32 at a time (one 64-byte block): the answer "last key <= x" is
+/// the count of keys <= x, minus one. A lookup counts one *window* of 64 keys (two
+/// blocks, independent loads) and needs no other step: every search runs the same
+/// instructions, with no branch on the node's size (a mispredicted branch there cost
+/// more than the work it saved). A node of at most 64 keys is its own window. A larger node carries an
+/// *index* in front of its keys: its keys split into buckets of 2^shift key values,
+/// and entry b is the last key <= b << shift, where the window for any x in bucket b
+/// starts. The builder picks the largest shift (the smallest index) under which no
+/// bucket holds more than 63 keys after its start, so the window always reaches the
+/// answer. Header byte 1 holds the shift; 16 means no index, and then the entry read
+/// at the index's place is key 0, which is 0: the same code serves both.
 public enum NodeSearch {
     public static let blockKeys = 32
-    public static let blockShift = 5  // log2(blockKeys)
-    public static let fanOut = blockKeys + 1
     public static let blockBytes = 2 * blockKeys
-    public static let linearLimit = 64
-    /// Blocks of the flat top layer, at most: 128 separators, 129 children.
-    public static let topBlocks = 4
-    public static let topChildren = topBlocks * blockKeys + 1
-    /// Bytes the nodes section carries after its last node, so the block reads at the
-    /// last keys (or values) never leave the section: one 64-byte block, or the two
-    /// of a direct index's window.
+    /// Keys one search counts from its index entry.
+    public static let windowKeys = 2 * blockKeys
+    /// The shift of a node without an index (at most `windowKeys` keys).
+    public static let noIndexShift = 16
+    /// Bytes the nodes section carries after its last node, so the window read at its
+    /// last key never leaves the section.
     public static let sectionSlack = 2 * blockBytes
 
-    /// Blocks per layer, bottom (the keys themselves) first, the flat top last.
-    @inlinable
-    public static func layerBlocks(count n: Int) -> [Int] {
-        var layers = [(n + blockKeys - 1) / blockKeys]
-        if n <= linearLimit { return layers }
-        while layers.last! > topChildren { layers.append((layers.last! + fanOut - 1) / fanOut) }
-        // The top holds a separator for every block below but the first.
-        layers.append((layers.last! - 1 + blockKeys - 1) / blockKeys)
-        return layers
+    /// The index shift for sorted `keys` (keys[0] == 0): 16 when one window holds them
+    /// all, else the largest shift under which every bucket holds at most 63 keys
+    /// after its start (a key on the start itself is where the window begins).
+    public static func indexShift(for keys: [UInt16]) -> Int {
+        guard keys.count > windowKeys else { return noIndexShift }
+        var shift = noIndexShift - 1
+        while shift > 0 && !bucketsFit(keys, shift: shift) { shift -= 1 }
+        return shift
     }
 
-    /// The number of separator layers above the keys (0, 1 or 2).
-    @inlinable
-    public static func upperLayers(count n: Int) -> Int { layerBlocks(count: n).count - 1 }
-
-    /// The separator blocks for sorted `keys`, top layer first (what the writer stores).
-    public static func separators(for keys: [UInt16]) -> [UInt16] {
-        let layers = layerBlocks(count: keys.count)
-        guard layers.count > 1 else { return [] }
-        func padded(_ values: [UInt16]) -> [UInt16] {
-            values + repeatElement(0xFFFF, count: (blockKeys - values.count % blockKeys) % blockKeys)
-        }
-        // firsts = the smallest key under each block of the layer being built on.
-        var firsts = stride(from: 0, to: keys.count, by: blockKeys).map { keys[$0] }
-        var middle: [[UInt16]] = []
-        for _ in 1..<(layers.count - 1) {
-            var blocks: [UInt16] = []
-            var next: [UInt16] = []
-            for block in 0..<((firsts.count + fanOut - 1) / fanOut) {
-                let firstChild = block * fanOut
-                next.append(firsts[firstChild])
-                for i in 1...blockKeys {
-                    let child = firstChild + i
-                    blocks.append(child < firsts.count ? firsts[child] : 0xFFFF)
-                }
+    static func bucketsFit(_ keys: [UInt16], shift: Int) -> Bool {
+        var bucket = -1, inBucket = 0
+        for key in keys.dropFirst() {
+            if Int(key) >> shift != bucket {
+                bucket = Int(key) >> shift
+                inBucket = 0
             }
-            middle.append(blocks)
-            firsts = next
+            if Int(key) & ((1 << shift) - 1) == 0 { continue }  // on the bucket's start
+            inBucket += 1
+            if inBucket > windowKeys - 1 { return false }
         }
-        let top = padded(Array(firsts.dropFirst()))
-        return top + middle.reversed().flatMap { $0 }
+        return true
     }
 
-    /// Keys <= x among the 32 sorted keys at `p`: the run of set bits at the bottom
-    /// of their mask (separator lanes past the end hold 0xFFFF; callers clamp).
+    /// The index of sorted `keys` at `shift`: entry b is the index of the last key <= b << shift.
+    public static func index(for keys: [UInt16], shift: Int) -> [UInt16] {
+        guard shift < noIndexShift else { return [] }
+        var entries: [UInt16] = []
+        entries.reserveCapacity(1 << (16 - shift))
+        var j = 0
+        for b in 0..<(1 << (16 - shift)) {
+            while j + 1 < keys.count && Int(keys[j + 1]) <= b << shift { j += 1 }
+            entries.append(UInt16(j))
+        }
+        return entries
+    }
+
+    /// Bytes of the index at `shift` (none at 16). Also what lookups compute, without
+    /// a branch: 2^(17-shift) is 2 at shift 16, and clearing that bit leaves 0.
     @inlinable @inline(__always)
-    static func countAtMost(_ p: UnsafeRawPointer, _ x: UInt16) -> Int {
-        (~UInt64(geogate_at_most_mask32(p, x))).trailingZeroBitCount
-    }
+    public static func indexBytes(shift: Int) -> Int { (0x20000 &>> shift) & ~2 }
 
-    /// Keys <= x among the first `valid` keys at `p` (the lanes after them may hold
-    /// anything: values, the next node). Sorted keys make the set bits a prefix, so
-    /// the garbage can only lengthen a prefix that already covers every valid key.
+    /// Byte offset of the keys within a node whose index has `shift`.
     @inlinable @inline(__always)
-    static func countAtMost(_ p: UnsafeRawPointer, _ x: UInt16, valid: Int) -> Int {
-        min(countAtMost(p, x), valid)
-    }
-
-    /// Byte offset of the keys within a node of n keys (after header and separators).
-    @inlinable
-    public static func keysOffset(count n: Int) -> Int {
-        TrieFormat.nodeHeaderSize + blockBytes * layerBlocks(count: n).dropFirst().reduce(0, +)
-    }
-
-    /// Byte offset of the keys within a node of n keys, with a direct index or the
-    /// separators its count implies.
-    @inlinable
-    public static func keysOffset(count n: Int, directIndex: Bool) -> Int {
-        directIndex ? TrieFormat.nodeHeaderSize + TrieFormat.directIndexBytes : keysOffset(count: n)
-    }
+    public static func keysOffset(shift: Int) -> Int { TrieFormat.nodeHeaderSize &+ indexBytes(shift: shift) }
 
     /// Byte offset of the keys within a node, from its header.
     @inlinable
     public static func keysOffset(node: UnsafeRawPointer) -> Int {
-        keysOffset(count: Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) + 1,
-                   directIndex: node.load(fromByteOffset: 1, as: UInt8.self) == TrieFormat.directIndexLayout)
+        keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self)))
     }
 
     /// Byte offset of the end of a node's values (before padding), from where its
@@ -120,91 +87,39 @@ public enum NodeSearch {
         }
     }
 
-    /// Whether sorted `keys` (keys[0] == 0) can be searched through a direct index:
-    /// more than `linearLimit` of them (below that a scan is as fast), and at most
-    /// `directIndexBucketKeys` in each run of 256 key values.
-    public static func fitsDirectIndex(_ keys: [UInt16]) -> Bool {
-        guard keys.count > linearLimit else { return false }
-        var bucket = -1, inBucket = 0
-        for key in keys.dropFirst() {
-            if Int(key >> 8) != bucket {
-                bucket = Int(key >> 8)
-                inBucket = 0
-            }
-            inBucket += 1
-            if inBucket > TrieFormat.directIndexBucketKeys { return false }
-        }
-        return true
+    /// Keys <= x among the 32 sorted keys at `p`: the run of set bits at the bottom
+    /// of their mask (callers clamp it to the lanes that hold the node's keys).
+    @inlinable @inline(__always)
+    static func countAtMost(_ p: UnsafeRawPointer, _ x: UInt16) -> Int {
+        (~UInt64(geogate_at_most_mask32(p, x))).trailingZeroBitCount
     }
 
-    /// The direct index of sorted `keys`: entry b is the index of the last key <= b << 8.
-    public static func directIndex(for keys: [UInt16]) -> [UInt16] {
-        var entries: [UInt16] = []
-        entries.reserveCapacity(TrieFormat.directIndexEntries)
-        var j = 0
-        for b in 0..<TrieFormat.directIndexEntries {
-            while j + 1 < keys.count && Int(keys[j + 1]) <= b << 8 { j += 1 }
-            entries.append(UInt16(j))
-        }
-        return entries
+    /// Keys <= x among the first `valid` keys at `p` (the lanes after them may hold
+    /// anything: values, the next node). Sorted keys make the set bits a prefix, so
+    /// the garbage can only lengthen a prefix that already covers every valid key.
+    @inlinable @inline(__always)
+    static func countAtMost(_ p: UnsafeRawPointer, _ x: UInt16, valid: Int) -> Int {
+        min(countAtMost(p, x), valid)
     }
 
     /// Index of the last key <= key in the node at `node` (keys[0] == 0), and the byte
-    /// offset of the node's values (right after its keys).
+    /// offset of the node's values (right after its keys). The validator has checked
+    /// the shift byte (1...16), the index entries and that every read stays inside the
+    /// nodes section.
     @inlinable @inline(__always)
-    static func search(_ node: UnsafeRawPointer, key: UInt16) -> (index: Int, values: Int) {
+    static func search(_ node: UnsafeRawPointer, key x: UInt16) -> (index: Int, values: Int) {
         let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
-        let upper = Int(node.load(fromByteOffset: 1, as: UInt8.self))
-        let x = key
+        let shift = Int(node.load(fromByteOffset: 1, as: UInt8.self))
         // Bytes per value: leaves8 has 1, the others 2 (mixed32's 4 are rare enough).
-        let valueWidth = node.load(as: UInt8.self) == 1 ? 1 : 2
-        if upper == Int(TrieFormat.directIndexLayout) {
-            // The entry for x's high byte is the last key <= its bucket's start, so
-            // <= x; the bucket's other keys are among the 63 after it.
-            let entryAt = TrieFormat.nodeHeaderSize &+ Int(x &>> 8) &* 2
-            let j = Int(UInt16(littleEndian: node.load(fromByteOffset: entryAt, as: UInt16.self)))
-            let keysAt = TrieFormat.nodeHeaderSize &+ TrieFormat.directIndexBytes
-            geogate_prefetch(node + (keysAt &+ n &* 2 &+ j &* valueWidth))
-            let window = node + (keysAt &+ j &* 2)
-            let valid = n &- j
-            let count = countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))
-            return (j &+ count &- 1, keysAt &+ n &* 2)
-        }
-        if upper == 0 {
-            let keysAt = TrieFormat.nodeHeaderSize
-            geogate_prefetch(node + (keysAt &+ n &* 2))
-            let keys = node + keysAt
-            var count = 0
-            var block = 0
-            while block < n {
-                count &+= countAtMost(keys + block &* 2, x, valid: n &- block)
-                block &+= blockKeys
-            }
-            return (count &- 1, keysAt &+ n &* 2)
-        }
-        // The flat top covers the key blocks, or the middle blocks when there is a
-        // middle layer (upper == 2). The same sizes as layerBlocks(count:), without
-        // allocating.
-        let keyBlocks = (n &+ blockKeys &- 1) &>> blockShift
-        let below = upper == 1 ? keyBlocks : (keyBlocks &+ fanOut &- 1) / fanOut
-        let top = (below &+ blockKeys &- 2) &>> blockShift
-        var offset = TrieFormat.nodeHeaderSize
-        var c = countAtMost(node + offset, x)
-        var b = 1
-        while b < top {
-            c &+= countAtMost(node + (offset &+ b &* blockBytes), x)
-            b &+= 1
-        }
-        offset &+= top &* blockBytes
-        var block = min(c, below &- 1)
-        if upper == 2 {
-            let c2 = countAtMost(node + (offset &+ block &* blockBytes), x)
-            offset &+= below &* blockBytes
-            block = min(block &* fanOut &+ c2, keyBlocks &- 1)
-        }
-        let base = block &* blockKeys
-        geogate_prefetch(node + (offset &+ n &* 2 &+ base &* valueWidth))
-        let index = base &+ countAtMost(node + (offset &+ base &* 2), x, valid: n &- base) &- 1
-        return (index, offset &+ n &* 2)
+        let valueWidth = node.load(as: UInt8.self) == TrieFormat.NodeKind.leaves8.rawValue ? 1 : 2
+        // The window's first key: the index entry of x's bucket (key 0 without an index).
+        let entryAt = TrieFormat.nodeHeaderSize &+ (Int(x) &>> shift) &* 2
+        let j = Int(UInt16(littleEndian: node.load(fromByteOffset: entryAt, as: UInt16.self)))
+        let keysAt = keysOffset(shift: shift)
+        geogate_prefetch(node + (keysAt &+ n &* 2 &+ j &* valueWidth))
+        let window = node + (keysAt &+ j &* 2)
+        let valid = n &- j
+        let count = countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))
+        return (j &+ count &- 1, keysAt &+ n &* 2)
     }
 }

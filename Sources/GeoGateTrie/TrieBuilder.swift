@@ -53,11 +53,10 @@ struct TrieBuilder {
     mutating func buildIPv4(_ map: RangeMap) -> [UInt32] {
         let b = Boundaries(map, countryIndex: countryIndex)
         let roots = directSlots(b, firstLow: 0, count: TrieFormat.ipv4RootSlots, remainingBits: 16)
-        return layOut(roots, directIndex: false)
+        return layOut(roots)
     }
 
     /// The IPv6 root: the tree outside 2000::/3, then one slot per /16 of 2000::/3.
-    /// Its large nodes may carry a direct index (IPv4's would cost more than they save).
     mutating func buildIPv6(_ map: RangeMap) -> [UInt32] {
         // Slot 0: the map with 2000::/3 cleared.
         let outside = map.removing(start: TrieFormat.ipv6DirectFirst, end: TrieFormat.ipv6DirectLast)
@@ -65,7 +64,7 @@ struct TrieBuilder {
         var roots = [subtree(rest, low: 0, remainingBits: 128, range: 1..<rest.starts.count, countryAtLow: rest.countries[0])]
         let b = Boundaries(map, countryIndex: countryIndex)
         roots += directSlots(b, firstLow: TrieFormat.ipv6DirectFirst, count: TrieFormat.ipv6DirectSlots, remainingBits: 112)
-        return layOut(roots, directIndex: true)
+        return layOut(roots)
     }
 
     /// Values for `count` consecutive blocks of 2^remainingBits addresses from `firstLow`.
@@ -153,14 +152,14 @@ struct TrieBuilder {
     /// How one pending node is written.
     struct Shape {
         var kind: TrieFormat.NodeKind
-        var directIndex: Bool
+        var indexShift: Int
         var size: Int
     }
 
     /// Lays the pending nodes out breadth first from `roots`, appends them to
     /// `nodes`, and returns the root slots. A node whose children spread further
     /// than a 16-bit value reaches becomes mixed32, and the layout is redone.
-    mutating func layOut(_ roots: [Value], directIndex: Bool) -> [UInt32] {
+    mutating func layOut(_ roots: [Value]) -> [UInt32] {
         var order: [Int] = []
         order.reserveCapacity(pending.count)
         for case .node(let n) in roots { order.append(n) }
@@ -172,11 +171,11 @@ struct TrieBuilder {
         }
         var wide = Set<Int>()
         while true {
-            var shapes = [Shape](repeating: Shape(kind: .leaves8, directIndex: false, size: 0), count: pending.count)
+            var shapes = [Shape](repeating: Shape(kind: .leaves8, indexShift: NodeSearch.noIndexShift, size: 0), count: pending.count)
             var offsets = [Int](repeating: 0, count: pending.count)
             var at = nodes.count
             for (position, n) in order.enumerated() {
-                let shape = self.shape(pending[n], wide: wide.contains(n), directIndex: directIndex)
+                let shape = self.shape(pending[n], wide: wide.contains(n))
                 // Children (everything after the roots) start on 8 bytes: a parent's
                 // 16-bit value counts 8-byte steps.
                 at = align(at, position < rootNodes ? 4 : TrieFormat.childAlignment)
@@ -207,8 +206,8 @@ struct TrieBuilder {
 
     func align(_ offset: Int, _ alignment: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
 
-    /// The kind, search layout and byte size of a node.
-    func shape(_ node: PendingNode, wide: Bool, directIndex: Bool) -> Shape {
+    /// The kind, index and byte size of a node.
+    func shape(_ node: PendingNode, wide: Bool) -> Shape {
         let n = node.keys.count
         let kind: TrieFormat.NodeKind
         if node.children == 0 {
@@ -217,9 +216,9 @@ struct TrieBuilder {
         } else {
             kind = wide ? .mixed32 : .mixed16
         }
-        let direct = directIndex && NodeSearch.fitsDirectIndex(node.keys)
-        let end = NodeSearch.valuesEnd(kind: kind, keysOffset: NodeSearch.keysOffset(count: n, directIndex: direct), count: n)
-        return Shape(kind: kind, directIndex: direct, size: align(end, 4))
+        let shift = NodeSearch.indexShift(for: node.keys)
+        let end = NodeSearch.valuesEnd(kind: kind, keysOffset: NodeSearch.keysOffset(shift: shift), count: n)
+        return Shape(kind: kind, indexShift: shift, size: align(end, 4))
     }
 
     /// Writes one node at `offset` (the bytes before it are padding).
@@ -230,14 +229,10 @@ struct TrieBuilder {
         let kids = node.values.compactMap { if case .node(let c) = $0 { offsets[c] } else { nil } }
         let childBase = shape.kind == .mixed16 ? kids.first! : 0
         nodes.append(shape.kind.rawValue)
-        nodes.append(shape.directIndex ? TrieFormat.directIndexLayout : UInt8(NodeSearch.upperLayers(count: n)))
+        nodes.append(UInt8(shape.indexShift))
         appendLE(UInt16(n - 1))
         appendLE(UInt32(childBase / 4))
-        if shape.directIndex {
-            for entry in NodeSearch.directIndex(for: node.keys) { appendLE(entry) }
-        } else {
-            for separator in NodeSearch.separators(for: node.keys) { appendLE(separator) }
-        }
+        for entry in NodeSearch.index(for: node.keys, shift: shape.indexShift) { appendLE(entry) }
         for key in node.keys { appendLE(key) }
         switch shape.kind {
         case .leaves8:

@@ -15,7 +15,7 @@
 /// 16-bit value can reach a child directly: no table in between.
 public enum TrieFormat {
     public static let magic: [UInt8] = Array("GEOGATE".utf8) + [0]
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     public static let headerSize = 64
     public static let sectionEntrySize = 24
     public static let sectionAlignment = 64
@@ -46,15 +46,8 @@ public enum TrieFormat {
         @inlinable public var hasChildren: Bool { self == .mixed16 || self == .mixed32 }
     }
 
+    /// kind u8, index shift u8 (NodeSearch), key count - 1 u16, childBase u32.
     public static let nodeHeaderSize = 8
-    /// Header byte 1 of a node that carries a direct index instead of separator
-    /// layers (0-2): 256 u16 entries, entry b = the last key <= b << 8.
-    public static let directIndexLayout: UInt8 = 3
-    public static let directIndexEntries = 256
-    public static let directIndexBytes = 2 * directIndexEntries
-    /// A direct index needs every 256-address bucket to hold at most this many keys,
-    /// so that the 64 keys from its entry on always reach the answer.
-    public static let directIndexBucketKeys = 63
     /// The IPv4 root indexes the first 16 bits directly.
     public static let ipv4RootSlots = 1 << 16
     /// The IPv6 root: slot 0 is the tree for addresses outside 2000::/3 (its part

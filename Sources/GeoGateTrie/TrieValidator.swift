@@ -163,21 +163,17 @@ struct TrieValidator {
                 throw Failure(reason: "node at \(start): kind \(kind) at the last 16 address bits")
             }
             let count = Int(validator.u16(at + 2)) + 1
-            let upper = Int(validator.base.load(fromByteOffset: at + 1, as: UInt8.self))
-            let direct = upper == Int(TrieFormat.directIndexLayout)
-            guard direct || upper == NodeSearch.upperLayers(count: count) else {
-                throw Failure(reason: "node at \(start): \(upper) separator layers, expected \(NodeSearch.upperLayers(count: count)) for \(count) keys")
+            let shift = Int(validator.base.load(fromByteOffset: at + 1, as: UInt8.self))
+            guard (1...NodeSearch.noIndexShift).contains(shift) else {
+                throw Failure(reason: "node at \(start): index shift \(shift) outside 1...16")
             }
-            let keysStart = NodeSearch.keysOffset(count: count, directIndex: direct)
+            let keysStart = NodeSearch.keysOffset(shift: shift)
             let valuesStart = keysStart + count * 2
             let end = NodeSearch.valuesEnd(kind: kind, keysOffset: keysStart, count: count)
-            // Lookups read keys and values in whole 32-entry blocks: those reads must
-            // stay in the section too.
-            // (A direct index's window: two blocks from any key.)
-            let blocks = (count + NodeSearch.blockKeys - 1) / NodeSearch.blockKeys * NodeSearch.blockKeys
-            let keyReadEnd = direct ? keysStart + 2 * (count - 1) + 2 * NodeSearch.blockBytes : keysStart + blocks * 2
-            let blockEnd = max(keyReadEnd, valuesStart + blocks * (kind == .leaves8 ? 1 : 2))
-            guard start + max(end, blockEnd) <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
+            // A search reads a window of two 32-key blocks from any key: those reads
+            // must stay in the section too (its slack covers the last node's).
+            let windowEnd = keysStart + 2 * (count - 1) + 2 * NodeSearch.blockBytes
+            guard start + max(end, windowEnd) <= nodesLength else { throw Failure(reason: "node at \(start): runs past the nodes section") }
             // Keys: start at 0, strictly increasing.
             var keys: [UInt16] = []
             keys.reserveCapacity(count)
@@ -186,20 +182,14 @@ struct TrieValidator {
                 guard i == 0 ? key == 0 : key > keys[i - 1] else { throw Failure(reason: "node at \(start): keys not sorted from 0 (entry \(i))") }
                 keys.append(key)
             }
-            // A direct index, or the separators: exactly what the keys imply.
-            if direct {
-                guard NodeSearch.fitsDirectIndex(keys) else {
-                    throw Failure(reason: "node at \(start): a direct index over keys it cannot serve")
-                }
-                for (b, entry) in NodeSearch.directIndex(for: keys).enumerated()
-                where validator.u16(at + TrieFormat.nodeHeaderSize + 2 * b) != entry {
-                    throw Failure(reason: "node at \(start): direct index entry \(b) does not match the keys")
-                }
-            } else if upper > 0 {
-                let expected = NodeSearch.separators(for: keys)
-                for (i, separator) in expected.enumerated() where validator.u16(at + 8 + 2 * i) != separator {
-                    throw Failure(reason: "node at \(start): separator \(i) does not match the keys")
-                }
+            // The index: exactly the one the writer derives from the keys, so every
+            // window reaches its answer.
+            guard shift == NodeSearch.indexShift(for: keys) else {
+                throw Failure(reason: "node at \(start): index shift \(shift), expected \(NodeSearch.indexShift(for: keys)) for its \(count) keys")
+            }
+            for (b, entry) in NodeSearch.index(for: keys, shift: shift).enumerated()
+            where validator.u16(at + TrieFormat.nodeHeaderSize + 2 * b) != entry {
+                throw Failure(reason: "node at \(start): index entry \(b) does not match the keys")
             }
             let childBits = remainingBits - TrieFormat.strideBits
             switch kind {

@@ -2,7 +2,7 @@ import Testing
 @testable import GeoGateCore
 @testable import GeoGateTrie
 
-/// A small but complete trie: both families, large nodes with separator layers,
+/// A small but complete trie: both families, large nodes with indexes,
 /// mixed nodes with children, countries past index 255.
 func smallTrieBytes() throws -> [UInt8] {
     var rng = Random(state: 42)
@@ -110,14 +110,17 @@ func fixChecksum(_ bytes: inout [UInt8]) {
         var bytes = try smallTrieBytes()
         bytes[0] = UInt8(ascii: "X")
         #expect(throws: TrieError.self) { _ = try TrieFile(bytes: bytes) }
-        bytes = try smallTrieBytes()
-        bytes[8] = 3
-        fixChecksum(&bytes)
-        do {
-            _ = try TrieFile(bytes: bytes)
-            Issue.record("version 3 accepted")
-        } catch {
-            #expect(error.reason.contains("version 3"))
+        // An older file (version 2 searched through separators) and a newer one: refused, with the fix.
+        for version: UInt8 in [2, 4] {
+            bytes = try smallTrieBytes()
+            bytes[8] = version
+            fixChecksum(&bytes)
+            do {
+                _ = try TrieFile(bytes: bytes)
+                Issue.record("version \(version) accepted")
+            } catch {
+                #expect(error.reason.contains("version \(version)") && error.reason.contains("compile the file again"))
+            }
         }
     }
 }

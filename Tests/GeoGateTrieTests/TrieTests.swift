@@ -128,7 +128,7 @@ func expectAgrees(_ t: TrieFile, _ map: RangeMap, rng: inout Random, randomProbe
     }
 
     /// Random maps of every shape: sparse and dense, boundaries at any bit, nodes
-    /// large enough for every separator layer, more than 255 countries.
+    /// large enough for fine indexes, more than 255 countries.
     @Test(arguments: [
         (4, 200, 32, 0), (4, 3_000, 32, 8), (4, 20_000, 20, 0), (4, 30_000, 16, 0),
         (6, 300, 128, 0), (6, 5_000, 64, 16), (6, 30_000, 48, 0), (6, 30_000, 32, 16), (6, 2_000, 128, 100),
