@@ -106,6 +106,41 @@ func fixChecksum(_ bytes: inout [UInt8]) {
         #expect(accepted + rejected == 2_000)
     }
 
+    /// A node's index shift and entries are exactly what its keys imply: a node of
+    /// 300 keys (one per /24 of 10.1.0.0/16) claiming no index, a finer or coarser
+    /// one, or an index entry off by one, is refused before any lookup.
+    @Test func indexShiftAndEntriesMustMatchTheKeys() throws {
+        let codes = [CountryCode("DE")!, CountryCode("FR")!]
+        var ranges: [AddressRange] = []
+        for i in 0..<300 {
+            let start = UInt128(0x0a01_0000 + i * 256)
+            ranges.append(AddressRange(start: start, end: start + 255, country: codes[i % 2]))
+        }
+        let bytes = try TrieWriter.bytes(v4: RangeMap(family: .v4, normalized: ranges), v6: RangeMap(family: .v6),
+                                         sources: [], buildTime: 0)
+        let clean = try TrieFile(bytes: bytes)
+        let slot = clean.view.root4[0x0a01]
+        #expect(slot & TrieFormat.nodeFlag != 0)
+        let node = clean.sections[.nodes]!.offset + Int(slot & ~TrieFormat.nodeFlag) * 4
+        let shift = Int(bytes[node + 1])
+        #expect(shift < NodeSearch.noIndexShift)
+        for wrong in [NodeSearch.noIndexShift, shift - 1, shift + 1, 0, 17] {
+            var copy = bytes
+            copy[node + 1] = UInt8(wrong)
+            fixChecksum(&copy)
+            #expect(throws: TrieError.self, "shift \(wrong) for \(shift)") { _ = try TrieFile(bytes: copy) }
+        }
+        var copy = bytes
+        copy[node + TrieFormat.nodeHeaderSize + 2] &+= 1  // entry 1, low byte
+        fixChecksum(&copy)
+        do {
+            _ = try TrieFile(bytes: copy)
+            Issue.record("a wrong index entry was accepted")
+        } catch {
+            #expect(error.reason.contains("index entry 1"), "\(error.reason)")
+        }
+    }
+
     @Test func rejectsWrongMagicAndVersion() throws {
         var bytes = try smallTrieBytes()
         bytes[0] = UInt8(ascii: "X")
