@@ -61,7 +61,7 @@ struct IPSetLoadBench: ParsableCommand {
         var text = ""
         IPSetText.render(sets, into: &text)
         try AtomicFile.write(Array(text.utf8), to: scratch)
-        let loader = SetLoader(kernel: try IPSetKernel())
+        var loader = SetLoader(kernel: try IPSetKernel(), registry: try SetRegistry(path: scratch + ".sets"))
         try loader.load(sets)  // the live set exists for both sides
         var ours: [Double] = [], restore: [Double] = []
         for _ in 0..<runs {

@@ -115,6 +115,29 @@ int gg_ipset_exists(gg_ipset *ctx, const char *name) {
     return gg_fail(ctx, "cannot read the set header");
 }
 
+int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family) {
+    if (gg_ipset_commit(ctx) < 0) return -1;
+    if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
+    int ret = ipset_cmd(ctx->session, IPSET_CMD_HEADER, 0);
+    struct ipset_data *data = ipset_session_data(ctx->session);
+    if (ret >= 0) {
+        const char *typename = ipset_data_get(data, IPSET_OPT_TYPENAME);
+        snprintf(type, 32, "%s", typename ? typename : "?");
+        uint8_t proto = ipset_data_family(data);
+        *family = proto == NFPROTO_IPV6 ? 6 : proto == NFPROTO_IPV4 ? 4 : 0;
+        ipset_data_reset(data);
+        ipset_session_report_reset(ctx->session);
+        return 1;
+    }
+    const char *msg = ipset_session_report_msg(ctx->session);
+    if (msg && strstr(msg, "does not exist")) {
+        ipset_session_report_reset(ctx->session);
+        ipset_data_reset(data);
+        return 0;
+    }
+    return gg_fail(ctx, "cannot read the set header");
+}
+
 int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem) {
     if (gg_ipset_commit(ctx) < 0) return -1;
     uint8_t proto = gg_nfproto(family);

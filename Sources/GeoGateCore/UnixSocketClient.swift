@@ -9,9 +9,15 @@ import Glibc
 public enum UnixSocketClient {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// The errno of a failed call, when one failed.
+        public let code: Int32?
         init(_ what: String, errno code: Int32? = nil) {
             description = code.map { "\(what): \(String(cString: strerror($0)))" } ?? what
+            self.code = code
         }
+
+        /// Nobody listens there: no socket file, or one with no daemon behind it.
+        public var daemonIsDown: Bool { code == ENOENT || code == ECONNREFUSED }
     }
 
     /// A connected stream socket (close it when done); `timeoutSeconds` bounds each read.
@@ -19,7 +25,7 @@ public enum UnixSocketClient {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure("socket path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure("\(path): socket path longer than \(MemoryLayout.size(ofValue: address.sun_path) - 1) bytes") }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
@@ -31,7 +37,7 @@ public enum UnixSocketClient {
         guard connected == 0 else {
             let code = errno
             close(fd)
-            throw Failure("cannot connect", errno: code)
+            throw Failure("cannot connect to \(path)", errno: code)
         }
         if timeoutSeconds > 0 {
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -19,9 +19,6 @@ public struct FirewallSet: Sendable {
         self.origin = origin
     }
 
-    /// The temporary twin that is filled, then swapped with the live set.
-    public var temporaryName: String { name + GeoGateConfig.temporarySuffix }
-
     /// Buckets: the next power of two at or above the entry count (load factor <= 1;
     /// ipset grows the table itself beyond that).
     public var hashSize: Int { max(1024, nextPowerOfTwo(cidrs.count)) }

@@ -1,9 +1,19 @@
 import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Loads sets into the kernel through libipset, never leaving a live set empty or
-/// partial: each set is built as a temporary twin, then swapped with the live one
-/// (which works while iptables rules reference it), and the old contents destroyed.
-/// Any failure leaves every live set as it was.
+/// Loads sets into the kernel through libipset as one transaction, never leaving a
+/// live set empty or partial, and never touching a set geogate did not create:
+/// 1. `prepare`: every live set must be geogate's (recorded in the SetRegistry) or
+///    adopted by the admin, and a hash:net of its family; each new content is
+///    filled into a temporary set whose name no other run can pick;
+/// 2. `SetTransaction.switchIn`: each temporary set is swapped with its live set
+///    (which works while iptables rules use it) or renamed to a missing one; a
+///    failure on any set swaps the earlier ones back;
+/// 3. `finish` destroys the old contents, or `revert` swaps them back in, so a
+///    caller (refresh) can undo the sets when a later step of its own fails.
+/// The caller holds the run lock (RunLock) throughout.
 public struct SetLoader {
     public struct Change: Sendable, CustomStringConvertible {
         public let set: FirewallSet
@@ -27,8 +37,15 @@ public struct SetLoader {
     }
 
     let kernel: IPSetKernel
+    var registry: SetRegistry
+    /// Set names the admin lets geogate take over (`--adopt`, `adopt-sets:`).
+    let adopt: Set<String>
 
-    public init(kernel: IPSetKernel) { self.kernel = kernel }
+    public init(kernel: IPSetKernel, registry: SetRegistry, adopt: Set<String> = []) {
+        self.kernel = kernel
+        self.registry = registry
+        self.adopt = adopt
+    }
 
     /// What `apply` would change, set by set, reading the live sets.
     public func changes(_ sets: [FirewallSet]) throws(IPSetError) -> [Change] {
@@ -56,25 +73,164 @@ public struct SetLoader {
         return out
     }
 
-    /// Replaces each live set with the new contents (creating it when missing).
-    public func load(_ sets: [FirewallSet]) throws(IPSetError) {
+    /// Refuses, naming each, the live sets geogate may not replace: not recorded as
+    /// geogate's in this network namespace and not adopted, or not a hash:net of
+    /// the set's family (the kernel could not swap those anyway).
+    public func checkOwnership(_ sets: [FirewallSet]) throws(IPSetError) {
+        var problems: [String] = []
         for set in sets {
-            let temporary = set.temporaryName
-            // A twin left by an interrupted run is stale: start clean.
-            if try kernel.exists(temporary) { try kernel.destroy(temporary) }
-            try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements)
-            do {
-                try kernel.add(set.cidrs, to: temporary)
-                if try kernel.exists(set.name) {
-                    try kernel.swap(temporary, set.name)
-                    try kernel.destroy(temporary)
-                } else {
-                    try kernel.rename(temporary, to: set.name)
-                }
-            } catch {
-                try? kernel.destroy(temporary)
-                throw error
+            guard let live = try kernel.header(set.name) else { continue }
+            let family = set.family == .v4 ? "inet" : "inet6"
+            if live.type != "hash:net" || live.family != set.family {
+                let liveFamily = live.family.map { $0 == .v4 ? "inet" : "inet6" } ?? "another family"
+                problems.append("\(set.name) is a \(live.type) set of \(liveFamily), not geogate's hash:net of \(family): "
+                                + "geogate will not replace it (destroy or rename it, or choose another set-name)")
+            } else if !registry.owns(set.name, family: set.family) && !adopt.contains(set.name) {
+                problems.append("\(set.name) exists but geogate did not create it (it is not in \(registry.path)): "
+                                + "geogate will not replace it unless you say so (`--adopt \(set.name)`, or adopt-sets: in the config)")
             }
         }
+        if !problems.isEmpty { throw IPSetError("refusing to touch sets that are not geogate's:\n  " + problems.joined(separator: "\n  ")) }
+    }
+
+    /// Step 1: checks ownership, clears temporary sets a killed run left, and fills
+    /// a temporary set per new set. On failure nothing live has changed and no
+    /// temporary set is left.
+    public mutating func prepare(_ sets: [FirewallSet]) throws(IPSetError) -> SetTransaction {
+        try checkOwnership(sets)
+        try removeLeftovers()
+        let names = try temporaryNames(sets.count)
+        var transaction = SetTransaction(kernel: kernel, registry: registry)
+        do throws(IPSetError) {
+            for (set, temporary) in zip(sets, names) {
+                try transaction.registry.record(temporary, family: set.family, temporary: true)
+                try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements)
+                transaction.steps.append(.init(set: set, temporary: temporary, existed: try kernel.exists(set.name)))
+                try kernel.add(set.cidrs, to: temporary)
+                do { try FaultInjection.check("sets-fill") } catch { throw IPSetError("filling \(temporary): \(error)") }
+            }
+        } catch {
+            transaction.discard()
+            registry = transaction.registry
+            throw error
+        }
+        registry = transaction.registry
+        return transaction
+    }
+
+    /// prepare, switchIn, finish: what `apply` does.
+    public mutating func load(_ sets: [FirewallSet]) throws(IPSetError) {
+        var transaction = try prepare(sets)
+        try transaction.switchIn()
+        transaction.finish()
+        registry = transaction.registry
+    }
+
+    /// Temporary sets recorded in this namespace by a run that did not finish.
+    mutating func removeLeftovers() throws(IPSetError) {
+        let stale = registry.leftovers
+        guard !stale.isEmpty else { return }
+        for entry in stale where try kernel.exists(entry.name) {
+            do { try kernel.destroy(entry.name) } catch {
+                throw IPSetError("a temporary set left by an interrupted run, \(entry.name), cannot be destroyed: \(error)")
+            }
+        }
+        try registry.forget(stale.map(\.name))
+    }
+
+    /// "gg-<pid>-<random>-<i>": unique to this run (the pid while it lives, 24
+    /// random bits across runs), checked free in the kernel.
+    func temporaryNames(_ count: Int) throws(IPSetError) -> [String] {
+        while true {
+            let tag = String(UInt32.random(in: 0..<(1 << 24)), radix: 16)
+            let names = (0..<count).map { "gg-\(getpid())-\(tag)-\($0)" }
+            var free = true
+            for name in names where try kernel.exists(name) { free = false }
+            if free { return names }
+        }
+    }
+}
+
+/// The sets of one load, between filling and the end: `switchIn` puts the new
+/// contents live; then `finish` destroys the old, or `revert` puts them back.
+public struct SetTransaction {
+    struct Step {
+        let set: FirewallSet
+        let temporary: String
+        let existed: Bool
+    }
+
+    let kernel: IPSetKernel
+    var registry: SetRegistry
+    var steps: [Step] = []
+    /// How many steps are live (swapped or renamed in).
+    var switched = 0
+
+    init(kernel: IPSetKernel, registry: SetRegistry) {
+        self.kernel = kernel
+        self.registry = registry
+    }
+
+    public var names: [String] { steps.map(\.set.name) }
+
+    /// Swaps every new set in; a failure at any set undoes the ones before it.
+    public mutating func switchIn() throws(IPSetError) {
+        do throws(IPSetError) {
+            for step in steps {
+                if switched > 0 {
+                    do { try FaultInjection.check("sets-switch") } catch { throw IPSetError("swapping \(step.set.name): \(error)") }
+                }
+                if step.existed {
+                    try kernel.swap(step.temporary, step.set.name)
+                } else {
+                    try kernel.rename(step.temporary, to: step.set.name)
+                    try registry.record(step.set.name, family: step.set.family, temporary: false)
+                }
+                switched += 1
+                if step.existed { try registry.record(step.set.name, family: step.set.family, temporary: false) }
+            }
+        } catch {
+            revert()
+            throw error
+        }
+    }
+
+    /// Destroys the old contents (best effort: a leftover is recorded and cleared
+    /// by the next run).
+    public mutating func finish() {
+        var gone: [String] = []
+        for step in steps where step.existed && (try? kernel.destroy(step.temporary)) != nil { gone.append(step.temporary) }
+        for step in steps where !step.existed { gone.append(step.temporary) }
+        try? registry.forget(gone)
+        steps = []
+    }
+
+    /// Puts the old contents back (swap again; a set that did not exist is
+    /// destroyed), then clears the temporary sets.
+    public mutating func revert() {
+        for step in steps.prefix(switched).reversed() {
+            if step.existed {
+                try? kernel.swap(step.temporary, step.set.name)
+            } else if (try? kernel.destroy(step.set.name)) != nil {
+                try? registry.forget([step.set.name])
+            }
+        }
+        switched = 0
+        discard()
+    }
+
+    /// Destroys the temporary sets of a transaction that was not switched in.
+    mutating func discard() {
+        var gone: [String] = []
+        for step in steps where (try? kernel.exists(step.temporary)) == true {
+            if (try? kernel.destroy(step.temporary)) != nil { gone.append(step.temporary) }
+        }
+        // A temporary set that was recorded but not created yet.
+        for entry in registry.leftovers where !steps.contains(where: { $0.temporary == entry.name }) {
+            if (try? kernel.exists(entry.name)) == false { gone.append(entry.name) }
+        }
+        for step in steps where (try? kernel.exists(step.temporary)) == false { gone.append(step.temporary) }
+        try? registry.forget(Array(Set(gone)))
+        steps = []
     }
 }

@@ -4,17 +4,22 @@ import GeoGateCore
 /// first if missing (so a mismatch stops the restore before anything changed), a
 /// temporary twin is filled, swapped with the live set, and destroyed. `ipset
 /// restore` runs the lines as one batch; the live set is never empty or partial.
+/// The twins' names are new in every rendering (`gg-<random>-<i>`), so two
+/// restores at once cannot fill each other's. (`geogate apply` also checks that the
+/// live sets are geogate's, and takes the run lock; a bare restore cannot.)
 public enum IPSetText {
-    public static func render(_ sets: [FirewallSet], into out: inout String) {
-        for set in sets {
+    public static func render(_ sets: [FirewallSet], into out: inout String,
+                              tag: String = String(UInt64.random(in: 0..<(1 << 40)), radix: 16)) {
+        for (i, set) in sets.enumerated() {
+            let temporary = "gg-\(tag)-\(i)"
             let family = set.family == .v4 ? "inet" : "inet6"
             let create = "hash:net family \(family) hashsize \(set.hashSize) maxelem \(set.maxElements)"
             out += "create \(set.name) \(create) -exist\n"
-            out += "create \(set.temporaryName) \(create) -exist\n"
-            out += "flush \(set.temporaryName)\n"
-            for cidr in set.cidrs { out += "add \(set.temporaryName) \(cidr)\n" }
-            out += "swap \(set.temporaryName) \(set.name)\n"
-            out += "destroy \(set.temporaryName)\n"
+            out += "create \(temporary) \(create) -exist\n"
+            out += "flush \(temporary)\n"
+            for cidr in set.cidrs { out += "add \(temporary) \(cidr)\n" }
+            out += "swap \(temporary) \(set.name)\n"
+            out += "destroy \(temporary)\n"
         }
     }
 }

@@ -28,8 +28,11 @@ public struct ImportOptions: Sendable {
     public var skipInvalid = false
     /// The country of every network in a plain CIDR/range list (else taken from the file name).
     public var listCountry: String?
-    /// The largest input accepted after decompression (a guard against decompression bombs).
-    public var maximumInputBytes = 4 << 30
+    /// The largest input accepted, as stored and after decompression: a
+    /// decompression bomb is refused as soon as it inflates past it, and compile
+    /// stays within a few hundred MB on any input (real sources are 10-30 MB).
+    public static let defaultMaximumInputBytes = 64 << 20
+    public var maximumInputBytes = ImportOptions.defaultMaximumInputBytes
 
     public init(skipInvalid: Bool = false, listCountry: String? = nil) {
         self.skipInvalid = skipInvalid

@@ -31,7 +31,7 @@ public struct SourceFile: Sendable {
     }
 
     public static func read(path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> SourceFile {
-        let raw = try readWholeFile(path)
+        let raw = try readWholeFile(path, limit: options.maximumInputBytes)
         let digest = Array(SHA256.hash(data: raw))
         let compression: Compression
         let content: [UInt8]
@@ -50,13 +50,14 @@ public struct SourceFile: Sendable {
 }
 
 /// Reads a whole file with open/fstat/read; errors name the file and the call.
-func readWholeFile(_ path: String) throws(ImportError) -> [UInt8] {
+func readWholeFile(_ path: String, limit: Int) throws(ImportError) -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw ImportError(file: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var info = stat()
     guard fstat(fd, &info) == 0 else { throw ImportError(file: path, reason: "cannot stat: \(String(cString: strerror(errno)))") }
     if (info.st_mode & S_IFMT) == S_IFDIR { throw ImportError(file: path, reason: "is a directory, not a data file") }
+    if Int(info.st_size) > limit { throw ImportError(file: path, reason: tooLarge(Int(info.st_size), "", limit)) }
     var bytes = [UInt8]()
     bytes.reserveCapacity(max(Int(info.st_size), 0) + 1)
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -68,8 +69,15 @@ func readWholeFile(_ path: String) throws(ImportError) -> [UInt8] {
         }
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
+        if bytes.count > limit { throw ImportError(file: path, reason: tooLarge(bytes.count, "", limit)) }
     }
     return bytes
+}
+
+/// "holds over 64 MiB (the input limit, max-input-mb)".
+func tooLarge(_ size: Int, _ what: String, _ limit: Int) -> String {
+    "\(what.isEmpty ? "is" : what + " expands to") over \(limit >> 20) MiB, the input limit (--max-input-mb, refresh.max-input-mb): "
+        + "refused before it is held in memory"
 }
 
 /// Inflates gzip data (several members allowed, as `cat a.gz b.gz` makes) through zlib.
@@ -81,7 +89,8 @@ func inflateGzip(_ input: [UInt8], file: String, limit: Int) throws(ImportError)
     }
     defer { inflateEnd(&stream) }
     var output = [UInt8]()
-    output.reserveCapacity(input.count * 5)
+    // Reserved once (address space, not memory): growth never copies, so the peak is the limit.
+    output.reserveCapacity(limit + (1 << 18))
     var chunk = [UInt8](repeating: 0, count: 1 << 18)
     var failure: ImportError?
     input.withUnsafeBufferPointer { inBuffer in
@@ -96,7 +105,7 @@ func inflateGzip(_ input: [UInt8], file: String, limit: Int) throws(ImportError)
             let produced = chunk.count - Int(stream.avail_out)
             output.append(contentsOf: chunk[0..<produced])
             if output.count > limit {
-                failure = ImportError(file: file, reason: "gzip data expands past the \(limit)-byte input limit")
+                failure = ImportError(file: file, reason: tooLarge(output.count, "gzip data", limit))
                 return
             }
             if status == Z_STREAM_END {
@@ -130,7 +139,8 @@ func decompressXZ(_ input: [UInt8], file: String, limit: Int) throws(ImportError
     }
     defer { lzma_end(&stream) }
     var output = [UInt8]()
-    output.reserveCapacity(input.count * 8)
+    // Reserved once (address space, not memory): growth never copies, so the peak is the limit.
+    output.reserveCapacity(limit + (1 << 18))
     var chunk = [UInt8](repeating: 0, count: 1 << 18)
     var failure: ImportError?
     input.withUnsafeBufferPointer { inBuffer in
@@ -146,7 +156,7 @@ func decompressXZ(_ input: [UInt8], file: String, limit: Int) throws(ImportError
             let produced = chunk.count - stream.avail_out
             output.append(contentsOf: chunk[0..<produced])
             if output.count > limit {
-                failure = ImportError(file: file, reason: "xz data expands past the \(limit)-byte input limit")
+                failure = ImportError(file: file, reason: tooLarge(output.count, "xz data", limit))
                 return
             }
             switch status {

@@ -31,10 +31,21 @@ public struct GeoGateConfig: Sendable {
     public let daemon: DaemonConfig
     /// `refresh:`, where `geogate refresh` gets its data and how it guards the swap.
     public let refresh: RefreshConfig
+    /// `runtime-dir:`, where the run lock and the record of geogate's kernel sets
+    /// live (/run/geogate: emptied at boot, as the kernel's sets are).
+    public var runtimeDirectory = "/run/geogate"
+    /// `lock-wait:`, how long a command waits for another holding the run lock.
+    public var lockWaitSeconds = 600
+    /// `adopt-sets:`, live sets geogate did not create that it may replace.
+    public var adoptSets: [String] = []
 
-    /// ipset's limit is 31 characters; the temporary set adds `temporarySuffix`.
+    /// The one lock of `apply`, `refresh` and `rollback`.
+    public var lockFile: String { runtimeDirectory + "/geogate.lock" }
+    /// The record of the sets geogate created (SetRegistry).
+    public var setRecordFile: String { runtimeDirectory + "/sets" }
+
+    /// ipset's limit is 31 characters (temporary sets have names of their own).
     public static let maxSetNameLength = 31
-    public static let temporarySuffix = "-n"
 
     public func profile(named name: String) -> Profile? { profiles.first { $0.name == name } }
 
@@ -201,9 +212,17 @@ struct Reader {
         var daemon = DaemonConfig()
         var daemonNode: Node?
         var refresh = RefreshConfig()
-        for (name, _, value) in try mapping(root, "", allowed: ["trusted", "profiles", "database", "daemon", "refresh"]) {
+        var runtimeDirectory: String?
+        var lockWait: Int?
+        var adoptSets: [String] = []
+        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "lock-wait", "adopt-sets"]
+        for (name, _, value) in try mapping(root, "", allowed: known) {
             switch name {
             case "database": database = try string(value, name)
+            case "runtime-dir": runtimeDirectory = try string(value, name)
+            case "lock-wait": lockWait = try duration(value, name)
+            case "adopt-sets":
+                for (item, itemKey) in try list(value, name) { adoptSets.append(try string(item, itemKey)) }
             case "daemon": daemon = try daemonConfig(value); daemonNode = value
             case "refresh": refresh = try refreshConfig(value)
             case "trusted":
@@ -231,8 +250,12 @@ struct Reader {
         if daemon.refreshIntervalSeconds > 0 && refresh.sources.isEmpty {
             throw fail(daemonNode, "daemon.refresh-interval", "is set, but refresh.sources lists nothing to refresh from")
         }
-        return GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
-                             daemon: daemon, refresh: refresh)
+        var config = GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
+                                   daemon: daemon, refresh: refresh)
+        if let runtimeDirectory { config.runtimeDirectory = runtimeDirectory }
+        if let lockWait { config.lockWaitSeconds = lockWait }
+        config.adoptSets = adoptSets
+        return config
     }
 
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
@@ -339,10 +362,9 @@ struct Reader {
             throw fail(body, key, "allows no country and no network: everyone but trusted networks would be denied (set confirm-empty: true if that is intended)")
         }
         if scope == .fullServer {
-            let longest = setName.count + "-v4".count + GeoGateConfig.temporarySuffix.count
-            guard longest <= GeoGateConfig.maxSetNameLength else {
+            guard setName.count + "-v4".count <= GeoGateConfig.maxSetNameLength else {
                 throw fail(setNameNode ?? keyNode, setNameNode == nil ? key : "\(key).set-name",
-                           "set name \"\(setName)-v4\" with its temporary twin \"\(setName)-v4\(GeoGateConfig.temporarySuffix)\" is over ipset's \(GeoGateConfig.maxSetNameLength) characters")
+                           "set name \"\(setName)-v4\" is over ipset's \(GeoGateConfig.maxSetNameLength) characters")
             }
             guard setName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x27 }) else {
                 throw fail(setNameNode ?? keyNode, "\(key).set-name", "use printable characters without spaces or quotes")

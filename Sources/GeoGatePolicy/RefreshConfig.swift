@@ -8,8 +8,16 @@ public struct RefreshConfig: Sendable, Equatable {
     public var sources: [RefreshSource] = []
     /// Downloads, their validators (ETag, Last-Modified) and the lock file.
     public var stateDirectory = "/var/lib/geogate/refresh"
-    /// Seconds a request may take (connect, head and body together).
+    /// Seconds one download may take (connect, head and body together).
     public var timeoutSeconds = 300
+    /// Seconds a download may go without a byte.
+    public var idleTimeoutSeconds = 60
+    /// Seconds the whole refresh may take, downloads and retries included; the
+    /// switch to the new data (a few seconds) is never cut half-way.
+    public var deadlineSeconds = 1800
+    /// The largest input accepted after decompression, and the largest plain input
+    /// file: compile and refresh stay within a few hundred MB on any input.
+    public var maxInputMegabytes = 64
     /// Further attempts after a 5xx, a 429 or a network error (not after another 4xx).
     public var retries = 3
     /// The first wait before a retry, doubled for each next one.
@@ -72,7 +80,7 @@ public struct RefreshSource: Sendable, Equatable {
 extension Reader {
     func refreshConfig(_ node: Node) throws(ConfigError) -> RefreshConfig {
         var r = RefreshConfig()
-        let known: Set<String> = ["sources", "state-dir", "timeout", "retries", "retry-delay-ms", "max-size-mb",
+        let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "retries", "retry-delay-ms", "max-size-mb",
                                   "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
                                   "on-change"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
@@ -81,7 +89,10 @@ extension Reader {
             case "sources":
                 for (item, itemKey) in try list(v, key) { r.sources.append(try refreshSource(item, itemKey)) }
             case "state-dir": r.stateDirectory = try string(v, key)
-            case "timeout": r.timeoutSeconds = try number(v, key, 1...86_400)
+            case "timeout": r.timeoutSeconds = try positiveDuration(v, key)
+            case "idle-timeout": r.idleTimeoutSeconds = try positiveDuration(v, key)
+            case "deadline": r.deadlineSeconds = try positiveDuration(v, key)
+            case "max-input-mb": r.maxInputMegabytes = try number(v, key, 1...4096)
             case "retries": r.retries = try number(v, key, 0...20)
             case "retry-delay-ms": r.retryDelayMilliseconds = try number(v, key, 0...600_000)
             case "max-size-mb": r.maxSizeMegabytes = try number(v, key, 1...65_536)
@@ -94,6 +105,12 @@ extension Reader {
             }
         }
         return r
+    }
+
+    func positiveDuration(_ node: Node, _ key: String) throws(ConfigError) -> Int {
+        let seconds = try duration(node, key)
+        guard seconds > 0 else { throw fail(node, key, "must be at least 1 second") }
+        return seconds
     }
 
     func percent(_ node: Node, _ key: String) throws(ConfigError) -> Double {

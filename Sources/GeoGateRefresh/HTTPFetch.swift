@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GeoGateCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -36,12 +37,19 @@ struct Validators: Equatable, Sendable {
     }
 }
 
-/// HTTP(S) through AsyncHTTPClient: conditional requests, a deadline per request,
-/// retries with exponential backoff on 5xx, 429 and network errors (none on other
-/// 4xx), a size cap checked while the body streams to disk.
+/// HTTP(S) through AsyncHTTPClient: conditional requests, retries with exponential
+/// backoff on 5xx, 429 and network errors (none on other 4xx), a size cap checked
+/// while the body streams to disk, and three clocks: the client's idle timeout (no
+/// byte for refresh.idle-timeout), a deadline for each whole transfer, head and
+/// body (refresh.timeout), and the whole run's deadline (refresh.deadline), which
+/// no retry outlives. A server that drips one byte a second trips the transfer's
+/// deadline, not only the idle timeout that each byte restarts.
 struct HTTPFetcher {
     let client: HTTPClient
+    /// One transfer, head and body.
     let timeout: TimeAmount
+    /// The whole refresh's deadline (monotonicSeconds).
+    let runDeadline: Double
     let retries: Int
     let retryDelay: TimeAmount
     let maxBytes: Int
@@ -67,6 +75,9 @@ struct HTTPFetcher {
                     throw RefreshError("\(name): \(redacted(url)): \(failure.message)\(attempt > 0 ? " (after \(attempt + 1) attempts)" : "")")
                 }
                 let wait = retryDelay * Int64(1 << min(attempt, 16))
+                guard monotonicSeconds() + Double(wait.nanoseconds) / 1e9 < runDeadline else {
+                    throw RefreshError("\(name): \(redacted(url)): \(failure.message); no time left for a retry before the refresh's deadline (refresh.deadline)")
+                }
                 logger.warning("\(name): \(failure.message); retrying in \(Double(wait.nanoseconds) / 1e9) s (attempt \(attempt + 2) of \(retries + 1))")
                 try? await Task.sleep(nanoseconds: UInt64(wait.nanoseconds))
                 attempt += 1
@@ -81,8 +92,35 @@ struct HTTPFetcher {
         let retryable: Bool
     }
 
+    /// One transfer against the clock: whichever ends first, the transfer or the
+    /// deadline (this transfer's, or the run's if sooner); a late transfer is cancelled.
     private func once(_ url: String, to path: String, validators: Validators?, user: String?, password: String?,
                       name: String, notFoundIsAnAnswer: Bool) async throws -> Outcome {
+        let left = runDeadline - monotonicSeconds()
+        let transferSeconds = Double(timeout.nanoseconds) / 1e9
+        guard left > 0 else { throw Failure(message: "the refresh's deadline has passed (refresh.deadline)", retryable: false) }
+        let limit = min(transferSeconds, left)
+        let clock = limit < transferSeconds ? "the refresh's deadline (refresh.deadline)" : "\(Int(transferSeconds)) s (refresh.timeout)"
+        return try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            group.addTask {
+                try await self.transfer(url, to: path, validators: validators, user: user, password: password,
+                                        notFoundIsAnAnswer: notFoundIsAnAnswer)
+            }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(limit * 1e9))
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let outcome = first else {
+                throw Failure(message: "the transfer did not complete within \(clock)", retryable: false)
+            }
+            return outcome
+        }
+    }
+
+    private func transfer(_ url: String, to path: String, validators: Validators?, user: String?, password: String?,
+                          notFoundIsAnAnswer: Bool) async throws -> Outcome {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "geogate-refresh")
         if let etag = validators?.etag { request.headers.add(name: "If-None-Match", value: etag) }
@@ -127,8 +165,8 @@ struct HTTPFetcher {
     private func describe(_ error: Error) -> String {
         if let e = error as? HTTPClientError {
             switch e {
-            case .deadlineExceeded: return "no complete answer within \(timeout.nanoseconds / 1_000_000_000) s (refresh.timeout)"
-            case .readTimeout: return "no data within \(timeout.nanoseconds / 1_000_000_000) s (refresh.timeout)"
+            case .deadlineExceeded: return "no answer within \(timeout.nanoseconds / 1_000_000_000) s (refresh.timeout)"
+            case .readTimeout: return "no data for too long (refresh.idle-timeout)"
             case .connectTimeout: return "connect timed out"
             case .remoteConnectionClosed: return "the server closed the connection"
             default: return "\(e)"

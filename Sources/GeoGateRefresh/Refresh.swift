@@ -12,12 +12,17 @@ import NIOPosix
 import Glibc
 #endif
 
-/// One refresh, in the order the data flows: lock; fetch every source (conditional
-/// requests, checks); unpack; compile; compare with the live trie (unchanged: stop);
-/// the sanity guard; the full-server sets (lockout guard, atomic swap); the new
-/// trie (temp file, fsync, rename; the previous one kept); then the download cache,
-/// the daemon's RELOAD and the on-change command. Anything failing before the swap
-/// leaves the live data, the sets and the cache as they were.
+/// One refresh, in the order the data flows: the run lock; fetch every source
+/// (conditional requests, checks, deadlines); unpack; compile; compare with the live
+/// trie (unchanged: stop); the sanity guard. Then one transaction over the three
+/// live things (Docs/TRANSACTIONS.md):
+/// 1. build everything aside: the new trie written and fsynced beside the live one,
+///    the new sets filled as temporary sets (ownership and lockout checked);
+/// 2. switch: swap the sets in, rename the trie over the live one, RELOAD the daemon;
+/// 3. a failure at any switch undoes the ones before it (sets swapped back, the old
+///    trie renamed back), so the trie, the kernel sets and what the daemon serves
+///    are all the old data or all the new.
+/// Only then the download cache, `.previous` for rollback, and on-change.
 public struct Refresher {
     public enum Outcome: Sendable { case changed, unchanged }
 
@@ -34,26 +39,32 @@ public struct Refresher {
 
     var settings: RefreshConfig { config.refresh }
     var cacheDirectory: String { settings.stateDirectory + "/cache" }
+    var workDirectory: String { settings.stateDirectory + "/work" }
 
     public func run(force: Bool) async throws(RefreshError) -> Outcome {
+        let deadline = monotonicSeconds() + Double(settings.deadlineSeconds)
         guard !settings.sources.isEmpty else { throw RefreshError("\(config.path): refresh.sources lists no source") }
         let live: String
         do { live = try config.trieFile(override: nil) } catch { throw RefreshError("\(error)") }
-        try makeDirectories([settings.stateDirectory, cacheDirectory, settings.stateDirectory + "/work"])
-        let lock = try Lock(path: settings.stateDirectory + "/refresh.lock", logger: logger)
+        let lock = try takeLock("geogate refresh")
         defer { lock.release() }
+        try makeDirectories([settings.stateDirectory, cacheDirectory, workDirectory])
         defer { touch(settings.lastRunStamp) }
-        let work = try temporaryDirectory(in: settings.stateDirectory + "/work")
+        removeStaleWork()
+        let work = try temporaryDirectory(in: workDirectory)
         defer { removeTree(work) }
 
         // 1. Fetch.
-        let fetched = try await fetchAll(into: work)
+        let fetched = try await fetchAll(into: work, deadline: deadline)
 
         // 2. Import, in merge order.
+        try checkDeadline(deadline, before: "compiling")
         var sources: [ImportedSource] = []
+        var options = ImportOptions()
+        options.maximumInputBytes = settings.maxInputMegabytes << 20
         for f in fetched {
             do {
-                sources += try SourceLoader.load(paths: f.inputs, format: f.format.flatMap(SourceFormat.init(rawValue:)))
+                sources += try SourceLoader.load(paths: f.inputs, format: f.format.flatMap(SourceFormat.init(rawValue:)), options: options)
             } catch { throw RefreshError("\(f.download.name): \(error)") }
         }
         let dataset = CountryDataset(sources: sources)
@@ -82,45 +93,173 @@ public struct Refresher {
         do { bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: now) } catch {
             throw RefreshError("compile: \(error)")
         }
+        try checkDeadline(deadline, before: "switching to the new data")
 
-        // 5. Sets first: if the kernel or the lockout guard says no, nothing has changed yet.
-        if settings.applySets { try applySets(v4: dataset.v4, v6: dataset.v6) }
-
-        // 6. The swap, keeping the previous trie for `geogate rollback`.
-        try keepPrevious(live)
-        do { try AtomicFile.write(bytes, to: live) } catch { throw RefreshError("\(live): \(error)") }
+        // 5. The transaction.
+        try switchTo(trie: bytes, live: live, v4: dataset.v4, v6: dataset.v6)
         try commitCache(fetched)
         logger.info("""
             changed: \(live) now \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
             \(dataset.v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
             \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))
             """)
-
-        // 7. Those who use the data.
-        if settings.reloadDaemon { reloadDaemon() }
         if let command = settings.onChange { runOnChange(command, trie: live) }
         return .changed
     }
 
-    /// Puts the previous trie back (and keeps the current one as the previous).
+    /// Puts the previous trie back (and keeps the current one as the previous), as
+    /// the same transaction as a refresh: sets, trie and daemon together.
     public func rollback() throws(RefreshError) {
         let live: String
         do { live = try config.trieFile(override: nil) } catch { throw RefreshError("\(error)") }
+        let lock = try takeLock("geogate rollback")
+        defer { lock.release() }
         let previous = live + ".previous"
         guard access(previous, F_OK) == 0 else { throw RefreshError("\(previous): no previous trie to roll back to") }
         let trie: TrieFile
-        do { trie = try TrieFile(path: previous) } catch { throw RefreshError("\(previous): \(error)") }
-        try makeDirectories([settings.stateDirectory])
-        let lock = try Lock(path: settings.stateDirectory + "/refresh.lock", logger: logger)
-        defer { lock.release() }
-        if settings.applySets { try applySets(v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6)) }
-        let aside = live + ".rollback"
-        guard rename(live, aside) == 0, rename(previous, live) == 0, rename(aside, previous) == 0 else {
-            throw RefreshError("\(live): cannot swap with \(previous): \(String(cString: strerror(errno)))")
-        }
+        let bytes: [UInt8]
+        do {
+            trie = try TrieFile(path: previous)
+            bytes = try readWholeFile(previous, limit: 1 << 30)
+        } catch { throw RefreshError("\(previous): \(error)") }
+        try switchTo(trie: bytes, live: live, v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6))
         logger.info("rolled back: \(live) is the trie built \(trie.metadata.buildTime) again; the replaced one is \(previous)")
-        if settings.reloadDaemon { reloadDaemon() }
         if let command = settings.onChange { runOnChange(command, trie: live) }
+    }
+
+    func takeLock(_ command: String) throws(RefreshError) -> RunLock {
+        do { return try LiveState.lock(config, command: command, waiting: { logger.info("\($0)") }) } catch {
+            throw RefreshError("\(error)")
+        }
+    }
+
+    func checkDeadline(_ deadline: Double, before step: String) throws(RefreshError) {
+        guard monotonicSeconds() < deadline else {
+            throw RefreshError("the refresh ran past its deadline of \(settings.deadlineSeconds) s (refresh.deadline) before \(step)")
+        }
+    }
+
+    /// Work directories of runs that were killed: this run holds the lock, so no
+    /// other run is using one.
+    func removeStaleWork() {
+        guard let dir = opendir(workDirectory) else { return }
+        var stale: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix("run-") { stale.append(workDirectory + "/" + name) }
+        }
+        closedir(dir)
+        for path in stale {
+            logger.info("removing \(path), left by a refresh that did not finish")
+            removeTree(path)
+        }
+    }
+
+    // MARK: - The switch
+
+    /// Stages the trie and the sets, then switches sets, trie and daemon, undoing
+    /// the earlier switches when a later one fails. The live trie's old bytes become
+    /// `<database>.previous` only once everything succeeded.
+    func switchTo(trie bytes: [UInt8], live: String, v4: RangeMap, v6: RangeMap) throws(RefreshError) {
+        // Built aside: nothing live changes if either fails.
+        let staged: AtomicFile.Staged
+        do {
+            try FaultInjection.check("trie-write")
+            staged = try AtomicFile.stage(bytes, for: live)
+        } catch { throw RefreshError("\(live): cannot write the new trie: \(error); nothing changed") }
+        var sets: SetTransaction?
+        if settings.applySets {
+            do { sets = try prepareSets(v4: v4, v6: v6) } catch {
+                staged.discard()
+                throw error
+            }
+        }
+        // The old trie, kept by a second name until the end, to undo the rename.
+        let undo = live + ".undo"
+        unlink(undo)
+        let hadLive = access(live, F_OK) == 0
+        if hadLive && link(live, undo) != 0 {
+            let reason = String(cString: strerror(errno))
+            staged.discard()
+            sets?.revert()
+            throw RefreshError("\(undo): cannot keep the live trie aside: \(reason); nothing changed")
+        }
+        func undoAll(_ why: String) -> RefreshError {
+            // (When the new trie never reached `live`, both names are one file and
+            // rename does nothing: the unlink drops the second name.)
+            if hadLive { rename(undo, live); unlink(undo) } else { unlink(live) }
+            staged.discard()
+            sets?.revert()
+            return RefreshError("\(why); everything was put back: the old trie, the old sets")
+        }
+        // Switch 1: the sets.
+        if var transaction = sets {
+            do { try transaction.switchIn() } catch {
+                staged.discard()
+                unlink(undo)
+                throw RefreshError("sets: \(error); the live sets, the trie and the daemon were not changed")
+            }
+            sets = transaction
+            logger.info("sets: swapped in \(transaction.names.joined(separator: ", "))")
+        }
+        // Switch 2: the trie.
+        do {
+            try FaultInjection.check("trie-rename")
+            try staged.commit()
+        } catch { throw undoAll("\(live): cannot put the new trie in place: \(error)") }
+        // Switch 3: the daemon.
+        if settings.reloadDaemon {
+            if let failure = reloadDaemon() {
+                let error = undoAll("daemon: \(failure)")
+                // The daemon may have loaded the new file before it failed: load the old one again.
+                _ = reloadDaemon()
+                throw error
+            }
+        }
+        sets?.finish()
+        if hadLive {
+            let previous = live + ".previous"
+            if rename(undo, previous) != 0 {
+                logger.warning("\(previous): cannot keep the replaced trie for rollback: \(String(cString: strerror(errno)))")
+                unlink(undo)
+            }
+        }
+    }
+
+    /// Fills the new sets aside, after the ownership and lockout checks.
+    func prepareSets(v4: RangeMap, v6: RangeMap) throws(RefreshError) -> SetTransaction? {
+        let planned: [FirewallSet]
+        do { planned = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
+            throw RefreshError("sets: \(error)")
+        }
+        guard !planned.isEmpty else { return nil }
+        let cut = SetLoader.lockouts(planned, connections: Lockout.incomingConnections())
+        if !cut.isEmpty {
+            throw RefreshError("sets: \(SetLoader.LockoutRefusal(cutOff: cut)); nothing changed (check, then `geogate apply --force`)")
+        }
+        do {
+            var loader = try LiveState.loader(config)
+            return try loader.prepare(planned)
+        } catch { throw RefreshError("sets: \(error); nothing changed") }
+    }
+
+    /// RELOAD on the daemon's socket. A daemon that is not running is no failure (it
+    /// reads the new file when it starts); one that is running and does not take the
+    /// new data (refuses, cannot be reached, does not answer) is: nil, or why.
+    func reloadDaemon() -> String? {
+        let path = config.daemon.socket
+        do {
+            try FaultInjection.check("daemon-reload")
+            let answer = try UnixSocketClient.ask(path, "RELOAD", timeoutSeconds: 30)
+            guard answer.hasPrefix("OK") else { return "the daemon at \(path) refused the reload: \(SafeText.field(answer))" }
+            logger.info("daemon: \(SafeText.field(answer))")
+            return nil
+        } catch let failure as UnixSocketClient.Failure where failure.daemonIsDown {
+            logger.info("daemon: not running (\(failure)); it reads the new trie when it starts")
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 
     // MARK: - Fetching
@@ -134,12 +273,13 @@ public struct Refresher {
         var downloaded: (path: String, validators: Validators)?
     }
 
-    func fetchAll(into work: String) async throws(RefreshError) -> [Fetched] {
+    func fetchAll(into work: String, deadline: Double) async throws(RefreshError) -> [Fetched] {
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                                 configuration: HTTPClient.Configuration(
                                     redirectConfiguration: .follow(max: 5, allowCycles: false),
-                                    timeout: .init(connect: .seconds(30), read: .seconds(Int64(settings.timeoutSeconds)))))
-        let fetcher = HTTPFetcher(client: client, timeout: .seconds(Int64(settings.timeoutSeconds)), retries: settings.retries,
+                                    timeout: .init(connect: .seconds(30), read: .seconds(Int64(settings.idleTimeoutSeconds)))))
+        let fetcher = HTTPFetcher(client: client, timeout: .seconds(Int64(settings.timeoutSeconds)), runDeadline: deadline,
+                                  retries: settings.retries,
                                   retryDelay: .milliseconds(Int64(settings.retryDelayMilliseconds)),
                                   maxBytes: settings.maxSizeMegabytes << 20, logger: logger)
         var result: [Fetched] = []
@@ -268,44 +408,6 @@ public struct Refresher {
         }
     }
 
-    // MARK: - After the swap
-
-    func applySets(v4: RangeMap, v6: RangeMap) throws(RefreshError) {
-        let sets: [FirewallSet]
-        do { sets = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
-            throw RefreshError("sets: \(error)")
-        }
-        guard !sets.isEmpty else { return }
-        let cut = SetLoader.lockouts(sets, connections: Lockout.incomingConnections())
-        if !cut.isEmpty {
-            throw RefreshError("sets: \(SetLoader.LockoutRefusal(cutOff: cut)); nothing changed (check, then `geogate apply --force`)")
-        }
-        do {
-            try SetLoader(kernel: try IPSetKernel()).load(sets)
-        } catch { throw RefreshError("sets: \(error); the live sets were not changed") }
-        logger.info("sets: applied \(sets.map(\.name).joined(separator: ", "))")
-    }
-
-    func keepPrevious(_ live: String) throws(RefreshError) {
-        guard access(live, F_OK) == 0 else { return }
-        let previous = live + ".previous", staging = live + ".previous.tmp"
-        unlink(staging)
-        guard link(live, staging) == 0, rename(staging, previous) == 0 else {
-            throw RefreshError("\(previous): cannot keep the previous trie: \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// RELOAD on the daemon's socket; a daemon that is not running is not an error.
-    func reloadDaemon() {
-        let path = config.daemon.socket
-        do {
-            let answer = try UnixSocketClient.ask(path, "RELOAD", timeoutSeconds: 30)
-            if answer.hasPrefix("OK") { logger.info("daemon: \(answer)") } else { logger.error("daemon at \(path) refused the reload: \(answer)") }
-        } catch {
-            logger.info("daemon: not reloaded (\(path): \(error)); it picks the file up on its next look or start")
-        }
-    }
-
     func runOnChange(_ command: String, trie: String) {
         guard let pid = ChildProcess.spawn("/bin/sh", ["-c", command],
                                            environment: ChildProcess.currentEnvironment + ["GEOGATE_TRIE=\(trie)"]) else {
@@ -314,29 +416,6 @@ public struct Refresher {
         }
         let status = ChildProcess.wait(pid)
         if status == 0 { logger.info("on-change: \(command): done") } else { logger.error("on-change: \(command): exit status \(status)") }
-    }
-}
-
-/// An exclusive flock on the state directory's lock file: a second refresh waits
-/// for the first, then finds the data current.
-struct Lock {
-    let fd: Int32
-
-    init(path: String, logger: Logger) throws(RefreshError) {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RefreshError("\(path): \(String(cString: strerror(errno)))") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            logger.info("another refresh is running (\(path)); waiting for it")
-            guard flock(fd, LOCK_EX) == 0 else {
-                close(fd)
-                throw RefreshError("\(path): cannot lock: \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
-    func release() {
-        flock(fd, LOCK_UN)
-        close(fd)
     }
 }
 

@@ -36,6 +36,9 @@ struct Compile: ParsableCommand {
     @Option(help: ArgumentHelp("Build time to record, in Unix seconds (default: $SOURCE_DATE_EPOCH, else now).", valueName: "SECONDS"))
     var buildTime: Int64?
 
+    @Option(help: ArgumentHelp("The largest input accepted, as stored and after decompression, in MiB.", valueName: "MB"))
+    var maxInputMb = ImportOptions.defaultMaximumInputBytes >> 20
+
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
@@ -43,6 +46,7 @@ struct Compile: ParsableCommand {
         if let format, SourceFormat(rawValue: format) == nil || format == "maxmind-locations" {
             throw ValidationError("unknown --format '\(format)'; one of: \(SourceFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard (1...4096).contains(maxInputMb) else { throw ValidationError("--max-input-mb is 1...4096") }
         if let country, CountryCode(country) == nil {
             throw ValidationError("--country '\(country)' is not a known country code")
         }
@@ -58,7 +62,8 @@ struct Compile: ParsableCommand {
             }
             paths = [directory + "/geoip.gz", directory + "/geoip6.gz"]
         }
-        let options = ImportOptions(skipInvalid: skipInvalid, listCountry: country)
+        var options = ImportOptions(skipInvalid: skipInvalid, listCountry: country)
+        options.maximumInputBytes = maxInputMb << 20
         let sources: [ImportedSource]
         do {
             sources = try SourceLoader.load(paths: paths, format: format.flatMap(SourceFormat.init(rawValue:)), options: options)
@@ -93,8 +98,3 @@ struct Compile: ParsableCommand {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

@@ -77,13 +77,16 @@ struct Sets: ParsableCommand {
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load the full-server sets into the kernel through libipset, atomically.",
+        abstract: "Load the full-server sets into the kernel through libipset, as one transaction.",
         discussion: """
-            Each set is filled as a temporary twin, swapped with the live set (rules that use it keep working) and \
-            the old contents destroyed; on any failure the live sets stay as they were. Before changing anything, \
-            apply checks the established incoming TCP connections (SSH, web) against the new sets and refuses, \
-            listing them, if one would be cut off, unless --force. Needs CAP_NET_ADMIN. Exit 0 applied, 1 refused \
-            or failed (nothing changed), 2 usage or bad config.
+            Takes the run lock (<runtime-dir>/geogate.lock, shared with refresh and rollback; waits at most \
+            lock-wait). Every new set is filled as a temporary set, then all are swapped with the live sets (rules \
+            that use them keep working) and the old contents destroyed; on any failure every live set stays as it \
+            was. Only sets geogate created (recorded in <runtime-dir>/sets) are replaced: a live set of that name \
+            that is not geogate's is refused unless adopted (--adopt NAME, or adopt-sets: in the config). Before \
+            changing anything, apply checks the established incoming TCP connections (SSH, web) against the new \
+            sets and refuses, listing them, if one would be cut off, unless --force. Needs CAP_NET_ADMIN. Exit 0 \
+            applied, 1 refused or failed (nothing changed), 2 usage or bad config.
             """)
 
     @OptionGroup var options: PolicyOptions
@@ -91,19 +94,27 @@ struct Apply: ParsableCommand {
     @Flag(help: "Print what would change per set (entries added/removed) and touch nothing.") var dryRun = false
     @Flag(help: "Apply even if established connections would be cut off.") var force = false
     @Flag(help: "Also one set per country and family.") var perCountry = false
+    @Option(help: ArgumentHelp("Replace this live set although geogate did not create it (repeatable).", valueName: "NAME"))
+    var adopt: [String] = []
 
     func run() throws {
         let (cfg, trie) = try options.load()
         let sets = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
-        func failed(_ error: IPSetError) -> ExitCode {
+        func failed(_ error: some Error) -> ExitCode {
             printError("geogate: \(error)")
             printError("geogate: the live sets were not changed")
             return ExitCode(1)
         }
-        let loader: SetLoader
+        let lock: RunLock
+        do { lock = try LiveState.lock(cfg, command: "geogate apply", waiting: { printError("geogate: \($0)") }) } catch {
+            throw failed(error)
+        }
+        defer { lock.release() }
+        var loader: SetLoader
         let changes: [SetLoader.Change]
         do {
-            loader = SetLoader(kernel: try IPSetKernel())
+            loader = try LiveState.loader(cfg, adopt: adopt)
+            try loader.checkOwnership(sets)
             changes = try loader.changes(sets)
         } catch { throw failed(error) }
         for c in changes { print((dryRun ? "would change " : "") + c.description) }
@@ -121,4 +132,3 @@ struct Apply: ParsableCommand {
         print("applied \(sets.count) set\(sets.count == 1 ? "" : "s")")
     }
 }
-

@@ -17,7 +17,7 @@ struct KernelTests {
         let r = bash("\"$GEOGATE\" compile -q \(input) -o \(trie) --build-time 0", in: scratch)
         precondition(r.status == 0, "compile failed: \(r.stderr)")
         chmod(trie, 0o644)
-        return (trie, scratch.write("geogate.conf", config))
+        return (trie, scratch.write("geogate.conf", scratch.runtimeConfig + config))
     }
 
     /// Joins two namespaces with a veth pair: the server has `serverAddresses`, the
@@ -118,7 +118,9 @@ struct KernelTests {
             ipset restore < full.ipset   # a second time: swaps over the live sets
             ipset list -n | sort | tr '\\n' ' '; echo
             ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > restored
-            "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null
+            # Sets loaded by ipset restore are not recorded as geogate's: apply takes them over only when told.
+            "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null 2>&1 && echo "took them unasked"
+            "$GEOGATE" apply --config \(config) --db \(trie) --adopt geogate-full-v4 --adopt geogate-full-v6 > /dev/null
             ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > applied
             cmp restored applied && echo same
             "$GEOGATE" sets --config \(config) --db \(trie) --format nft > full.nft
@@ -139,7 +141,7 @@ struct KernelTests {
         let base = try String(contentsOfFile: repositoryRoot + "/Data/geogate.conf", encoding: .utf8)
         let (trie, configA) = prepare(scratch, dataset: nil, config: base)
         // B differs (one more country), so every apply really changes the sets.
-        let configB = scratch.write("b.conf", base.replacingOccurrences(of: "allow-countries: [IT, CH, FR, DE]",
+        let configB = scratch.write("b.conf", scratch.runtimeConfig + base.replacingOccurrences(of: "allow-countries: [IT, CH, FR, DE]",
                                                                         with: "allow-countries: [IT, CH, FR, DE, AT]"))
         let ns = Namespace(scratch, tag: "swap")
         defer { ns.remove() }
@@ -251,35 +253,35 @@ struct KernelTests {
         #expect(forced.stdout.hasSuffix("status 0\ngeogate-full-v4 geogate-full-v6 "), "\(forced.stdout) \(forced.stderr)")
     }
 
-    /// A failure half-way (a stale temporary set that cannot be destroyed) and a
-    /// caller without CAP_NET_ADMIN: clear errors, exit 1, live sets untouched.
+    /// A failure half-way (the second set's swap fails after the first was
+    /// swapped) and a caller without CAP_NET_ADMIN: clear errors, exit 1, every live
+    /// set as it was, no temporary set left.
     @Test func failuresLeaveTheLiveSetsUntouched() throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
         let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
-        let other = scratch.write("other.conf", testConfig.replacingOccurrences(of: "[IT]", with: "[IT, CN]"))
+        let other = scratch.write("other.conf", scratch.runtimeConfig + testConfig.replacingOccurrences(of: "[IT]", with: "[IT, CN]"))
         let ns = Namespace(scratch, tag: "fail")
         defer { ns.remove() }
         let r = ns.run("""
             "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null || exit 10
-            ipset save > before
-            # A stale twin of another type, held by a rule: it cannot be destroyed.
-            ipset create geogate-full-v4-n hash:ip
-            iptables -A INPUT -m set --match-set geogate-full-v4-n src -j ACCEPT
-            "$GEOGATE" apply --config \(other) --db \(trie) > /dev/null 2> err1; echo "status $?"
-            ipset save | grep -v geogate-full-v4-n > after
-            cmp -s before after && echo unchanged
-            cat err1 >&2
-            iptables -F INPUT; ipset destroy geogate-full-v4-n
+            iptables -A INPUT -m set ! --match-set geogate-full-v4 src -j DROP
+            ipset save | sort > before
+            for fault in sets-fill sets-switch; do
+              GEOGATE_FAULT=$fault "$GEOGATE" apply --config \(other) --db \(trie) > /dev/null 2> err-$fault; echo "$fault status $?"
+              ipset save | sort > after
+              cmp -s before after && echo unchanged
+              cat err-$fault >&2
+            done
             setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps -all --bounding-set -all \\
                 "$GEOGATE" apply --config \(other) --db \(trie) > /dev/null 2> err2; echo "status $?"
-            ipset save > after2
+            ipset save | sort > after2
             cmp -s before after2 && echo unchanged
             cat err2 >&2
             """)
-        #expect(r.stdout == "status 1\nunchanged\nstatus 1\nunchanged\n", "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stderr.contains("geogate-full-v4-n"), "the failing set is named: \(r.stderr)")
-        #expect(r.stderr.contains("Operation not permitted") || r.stderr.contains("permission"), "\(r.stderr)")
+        #expect(r.stdout == "sets-fill status 1\nunchanged\nsets-switch status 1\nunchanged\nstatus 1\nunchanged\n", "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.contains("swapping geogate-full-v6: injected failure at sets-switch"), "the failing set is named: \(r.stderr)")
+        #expect(r.stderr.contains("Operation not permitted") || r.stderr.contains("ermission"), "\(r.stderr)")
         #expect(r.stderr.contains("the live sets were not changed"))
     }
 }
@@ -294,14 +296,14 @@ struct SetTextTests {
         #expect(sets.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-cc-it-v4"])
         #expect(sets[0].hashSize == 1024 && sets[0].maxElements == 65536)
         var text = ""
-        IPSetText.render([sets[2]], into: &text)
+        IPSetText.render([sets[2]], into: &text, tag: "5eed")
         #expect(text == """
             create geogate-cc-it-v4 hash:net family inet hashsize 1024 maxelem 65536 -exist
-            create geogate-cc-it-v4-n hash:net family inet hashsize 1024 maxelem 65536 -exist
-            flush geogate-cc-it-v4-n
-            add geogate-cc-it-v4-n 198.51.100.0/24
-            swap geogate-cc-it-v4-n geogate-cc-it-v4
-            destroy geogate-cc-it-v4-n
+            create gg-5eed-0 hash:net family inet hashsize 1024 maxelem 65536 -exist
+            flush gg-5eed-0
+            add gg-5eed-0 198.51.100.0/24
+            swap gg-5eed-0 geogate-cc-it-v4
+            destroy gg-5eed-0
 
             """)
         var nft = ""

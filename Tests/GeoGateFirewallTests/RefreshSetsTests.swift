@@ -13,6 +13,7 @@ struct RefreshSetsTests {
     func config(_ scratch: Scratch) -> String {
         scratch.write("geogate.conf", """
             database: \(scratch.path)/live.trie
+            runtime-dir: \(scratch.path)/run
             daemon:
               socket: \(scratch.path)/geogate.sock
             profiles:
@@ -65,7 +66,7 @@ struct RefreshSetsTests {
         scratch.write("dbip.csv", testDataset)
         let first = refresh()
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("sets: applied geogate-full-v4, geogate-full-v6"), "\(first.stderr)")
+        #expect(first.stderr.contains("sets: swapped in geogate-full-v4, geogate-full-v6"), "\(first.stderr)")
         try check(ns, configPath, live, "first refresh")
         #expect(ns.run("ipset -q test geogate-full-v4 198.51.100.7 && echo in").stdout == "in\n")
 

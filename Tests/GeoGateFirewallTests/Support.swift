@@ -22,6 +22,10 @@ struct Scratch {
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+
+    /// The config lines that keep a test's run lock and set record in its scratch
+    /// directory (never the machine's /run/geogate).
+    var runtimeConfig: String { "runtime-dir: \(path)/run\nlock-wait: 60\n" }
 }
 
 /// Runs a bash script (with $GEOGATE set to the binary); output goes through

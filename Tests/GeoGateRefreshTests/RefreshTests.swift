@@ -24,6 +24,8 @@ final class RefreshScratch {
         server = try TestServer()
         try """
             database: \(directory)/live.trie
+            runtime-dir: \(directory)/run
+            lock-wait: 30
             daemon:
               socket: \(directory)/geogate.sock
               watch-interval: 0
@@ -66,9 +68,11 @@ final class RefreshScratch {
     }
 
     /// Runs `geogate refresh`; the exit status and what it logged.
-    func refresh(_ args: [String] = [], environment: [String: String]? = nil) -> (Int32, String) {
+    /// With `watchdog`, the run is killed (exit 124) after that many seconds.
+    func refresh(_ args: [String] = [], environment: [String: String]? = nil, watchdog: Int? = nil) -> (Int32, String) {
         let log = directory + "/refresh-\(UUID().uuidString).log"
-        let status = run(geogateBinary, ["refresh", "--config", configPath] + args,
+        let command = watchdog.map { ["/usr/bin/timeout", "\($0)", geogateBinary] } ?? [geogateBinary]
+        let status = run(command[0], Array(command.dropFirst()) + ["refresh", "--config", configPath] + args,
                          environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }, stderr: log)
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
@@ -176,6 +180,72 @@ final class RefreshScratch {
         }
     }
 
+    /// A server that sends one byte every half second never trips the idle
+    /// timeout; the transfer's deadline (refresh.timeout) cuts it off.
+    @Test func aDrippingServerIsCutOffByTheTransferDeadline() throws {
+        let s = try RefreshScratch(timeout: 2)
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        #expect(s.refresh().0 == 0)
+        let before = s.liveBytes
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(swapGB: true), etag: "\"v2\"", drip: 0.5)])
+        let started = Date()
+        // A watchdog of our own: before the deadline existed, this run never ended.
+        let (status, log) = s.refresh(watchdog: 40)
+        let took = Date().timeIntervalSince(started)
+        #expect(status == 1, "\(log)")
+        #expect(log.contains("the transfer did not complete within 2 s (refresh.timeout)"), "\(log)")
+        #expect(took < 10, "refused after \(took) s")
+        #expect(s.server.requests("/dbip.csv").count == 2, "a transfer too slow for its deadline is not retried")
+        #expect(s.liveBytes == before)
+    }
+
+    /// The whole run has a deadline too (refresh.deadline): two sources that each
+    /// take 2 s, within their own timeout, run past a deadline of 3 s.
+    @Test func theWholeRunHasADeadline() throws {
+        let s = try RefreshScratch(sources: "    - url: URL_A\n    - url: URL_B", timeout: 10)
+        var text = try String(contentsOfFile: s.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "URL_A", with: s.server.url("/a.csv")).replacingOccurrences(of: "URL_B", with: s.server.url("/b.csv"))
+            .replacingOccurrences(of: "  timeout: 10\n", with: "  timeout: 10\n  deadline: 3\n")
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        s.server.plan("/a.csv", [.init(body: RefreshScratch.csv(), delay: 2)])
+        s.server.plan("/b.csv", [.init(body: RefreshScratch.csv(), delay: 2)])
+        let started = Date()
+        let (status, log) = s.refresh(watchdog: 40)
+        #expect(status == 1, "\(log)")
+        #expect(log.contains("refresh.deadline"), "\(log)")
+        #expect(Date().timeIntervalSince(started) < 8)
+        #expect(s.liveBytes == nil, "no trie was written")
+    }
+
+    /// A killed run's work directory is removed by the next run; a lock held for
+    /// longer than lock-wait makes the next run give up with a clear message
+    /// instead of waiting for ever.
+    @Test func aKilledRunLeavesNothingAndALockWaitIsBounded() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        let stale = s.directory + "/state/work/run-killed"
+        try FileManager.default.createDirectory(atPath: stale + "/0-url", withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: stale + "/0-url/download"))
+        let (first, log) = s.refresh()
+        #expect(first == 0, "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: stale), "\(log)")
+        #expect(log.contains("removing \(stale), left by a refresh that did not finish"), "\(log)")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: s.directory + "/state/work")).isEmpty)
+
+        // Another holder of the lock (a stuck run): wait 1 s, then give up.
+        var text = try String(contentsOfFile: s.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "lock-wait: 30", with: "lock-wait: 1")
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        let holder = spawn("/usr/bin/flock", ["-x", s.directory + "/run/geogate.lock", "sleep", "20"], stderr: "/dev/null")
+        defer { kill(holder, SIGTERM); var st: Int32 = 0; waitpid(holder, &st, 0) }
+        usleep(300_000)
+        let started = Date()
+        let (second, secondLog) = s.refresh(["--force"], watchdog: 40)
+        #expect(second == 1, "\(secondLog)")
+        #expect(secondLog.contains("geogate.lock: still held by another geogate run after 1 s (lock-wait); nothing was changed"), "\(secondLog)")
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
     @Test func twoRefreshesAtOnceOneWaitsForTheOther() throws {
         let s = try RefreshScratch()
         s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"", delay: 1)])
@@ -189,7 +259,7 @@ final class RefreshScratch {
         }
         let text = logs.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" }.joined(separator: "\n---\n")
         #expect(statuses.sorted() == [0, 3], "\(text)")
-        #expect(text.contains("another refresh is running"), "\(text)")
+        #expect(text.contains("geogate.lock is held by pid") && text.contains(": geogate refresh; waiting up to 30 s"), "\(text)")
     }
 
     @Test func theDaemonReloadsAndAnswersEveryQueryWhileTheTrieIsSwapped() throws {

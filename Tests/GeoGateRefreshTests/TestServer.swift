@@ -13,6 +13,8 @@ final class TestServer: Sendable {
         var etag: String?
         /// Seconds to wait before answering (a slow server).
         var delay: Double = 0
+        /// Seconds between body bytes: a server that drips its body one byte at a time.
+        var drip: Double = 0
     }
 
     struct Seen: Sendable {
@@ -81,11 +83,32 @@ final class TestServer: Sendable {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Length", value: "\(answer.status == .notModified ? 0 : answer.body.count)")
             if let etag = answer.etag { headers.add(name: "ETag", value: etag) }
+            if answer.drip > 0 && !answer.body.isEmpty {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+                drip(answer, from: 0, context: context)
+                return
+            }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
             if answer.status != .notModified && !answer.body.isEmpty {
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: answer.body)))), promise: nil)
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+
+        /// One byte now, the next after `answer.drip` seconds, until the body is sent
+        /// or the client is gone.
+        func drip(_ answer: Answer, from index: Int, context: ChannelHandlerContext) {
+            guard context.channel.isActive else { return }
+            guard index < answer.body.count else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: [answer.body[index]])))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(answer.drip * 1000))) {
+                handler.value.drip(answer, from: index + 1, context: bound.value)
+            }
         }
     }
 }

@@ -13,8 +13,10 @@ public let repositoryRoot: String = {
     return url.path
 }()
 
-/// The `geogate` executable built beside the test bundle.
+/// The `geogate` executable built beside the test bundle ($GEOGATE_TEST_BINARY
+/// instead, to run the tests against another build, e.g. an earlier release).
 public let geogateBinary: String = {
+    if let other = ProcessInfo.processInfo.environment["GEOGATE_TEST_BINARY"] { return other }
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
         let candidate = directory.appendingPathComponent("geogate").path

@@ -1,0 +1,212 @@
+import Foundation
+import GeoGateCore
+import GeoGateFirewall
+import GeoGatePolicy
+import GeoGateTrie
+import Testing
+
+/// The live firewall is all-or-nothing (issue 13): refresh as one transaction over
+/// the trie, the kernel sets and the daemon; one writer at a time; only geogate's
+/// own sets replaced. Each test in a network namespace of its own.
+@Suite(.serialized, .enabled(if: namespacesAvailable, "needs root and ip netns"))
+struct TransactionTests {
+    /// The first data: IT is 198.51.100.0/24 and 2001:db8:1::/48.
+    static let newData = """
+        198.51.100.0,198.51.100.255,CN
+        203.0.113.0,203.0.113.255,IT
+        192.0.2.0,192.0.2.255,CN
+        2001:db8:1::,2001:db8:1:ffff:ffff:ffff:ffff:ffff,CN
+        2001:db8:3::,2001:db8:3:ffff:ffff:ffff:ffff:ffff,IT
+
+        """
+
+    func config(_ scratch: Scratch, database: String, reloadDaemon: Bool = true) -> String {
+        scratch.write("geogate.conf", scratch.runtimeConfig + """
+            database: \(database)
+            daemon:
+              socket: \(scratch.path)/geogate.sock
+              watch-interval: 0
+            profiles:
+              full:
+                scope: full-server
+                allow-countries: [IT]
+                no-country: deny
+            refresh:
+              state-dir: \(scratch.path)/state
+              min-ranges: 2
+              max-family-change: 100
+              max-country-change: 100
+              reload-daemon: \(reloadDaemon)
+              sources:
+                - file: \(scratch.path)/dbip.csv
+
+            """)
+    }
+
+    /// Finding 1: a refresh whose trie cannot be written (its directory does not
+    /// exist) must not have changed the kernel sets.
+    @Test func aRefreshThatCannotWriteItsTrieLeavesTheSetsAlone() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let ns = Namespace(scratch, tag: "tx1")
+        defer { ns.remove() }
+        let good = config(scratch, database: scratch.path + "/live.trie", reloadDaemon: false)
+        scratch.write("dbip.csv", testDataset)
+        let first = ns.run("\"$GEOGATE\" refresh --config \(good)")
+        try #require(first.status == 0, "\(first.stderr)")
+        let before = ns.run("ipset save | sort").stdout
+        #expect(before.contains("198.51.100.0/24"))
+
+        let broken = config(scratch, database: scratch.path + "/missing/live.trie", reloadDaemon: false)
+        scratch.write("dbip.csv", TransactionTests.newData)
+        let r = ns.run("\"$GEOGATE\" refresh --config \(broken)")
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("missing/live.trie") && r.stderr.contains("nothing changed"), "\(r.stderr)")
+        #expect(!r.stderr.contains("sets: swapped in"), "\(r.stderr)")
+        #expect(ns.run("ipset save | sort").stdout == before, "the kernel sets are the old ones")
+        #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == "geogate-full-v4 geogate-full-v6 ", "no temporary set is left")
+    }
+
+    /// A failure injected at every step of a refresh: the trie, the kernel sets and
+    /// the daemon's answers are all the old data afterwards; then, with no failure,
+    /// all the new.
+    @Test func aFailureAtEveryStepOfARefreshPutsEverythingBack() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let ns = Namespace(scratch, tag: "tx2")
+        defer { ns.remove() }
+        let live = scratch.path + "/live.trie"
+        let configPath = config(scratch, database: live)
+        scratch.write("dbip.csv", testDataset)
+        let first = ns.run("\"$GEOGATE\" refresh --config \(configPath)")
+        try #require(first.status == 0, "\(first.stderr)")
+        // The daemon, in the namespace, serving the first data.
+        let daemon = ns.run("""
+            "$GEOGATE" serve --config \(configPath) > serve.log 2>&1 &
+            for i in $(seq 100); do [ -S geogate.sock ] && exit 0; sleep 0.05; done; exit 1
+            """)
+        try #require(daemon.status == 0, "the daemon did not start")
+        /// What the daemon, the trie and the kernel say of an address that moves.
+        func state() -> String {
+            ns.run("""
+                "$GEOGATE" check --socket geogate.sock --profile full 198.51.100.7; \
+                "$GEOGATE" check --socket geogate.sock --profile full 203.0.113.9; \
+                "$GEOGATE" lookup --db \(live) 198.51.100.7 203.0.113.9 2001:db8:3::1; \
+                ipset save | sort; ipset list -n | sort
+                """).stdout
+        }
+        let old = state()
+        #expect(old.contains("ALLOW IT") && old.contains("DENY CN") == false && old.contains("198.51.100.7 IT"), "\(old)")
+        let trieBefore = try Data(contentsOf: URL(fileURLWithPath: live))
+
+        scratch.write("dbip.csv", TransactionTests.newData)
+        for fault in ["trie-write", "sets-fill", "sets-switch", "trie-rename", "daemon-reload"] {
+            let r = ns.run("GEOGATE_FAULT=\(fault) \"$GEOGATE\" refresh --config \(configPath)")
+            #expect(r.status == 1, "\(fault): \(r.stderr)")
+            #expect(r.stderr.contains("injected failure at \(fault)"), "\(fault): \(r.stderr)")
+            #expect(state() == old, "\(fault): the old data everywhere")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: live)) == trieBefore, "\(fault): the trie, byte for byte")
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains(".tmp.") || $0.hasSuffix(".undo") }
+            #expect(leftovers.isEmpty, "\(fault): \(leftovers) \(r.stderr)")
+        }
+        let done = ns.run("\"$GEOGATE\" refresh --config \(configPath)")
+        #expect(done.status == 0, "\(done.stderr)")
+        let new = state()
+        #expect(new.contains("DENY CN") && new.contains("ALLOW IT") && new.contains("198.51.100.7 CN")
+                && new.contains("203.0.113.9 IT") && new.contains("203.0.113.0/24") && !new.contains("198.51.100.0/24"), "\(new)")
+        #expect(FileManager.default.fileExists(atPath: live + ".previous"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: live + ".previous")) == trieBefore)
+    }
+
+    /// Finding 2: applies of two configs at the same time, several rounds, and a
+    /// refresh among them: the live set is always exactly one of the two plans.
+    @Test func concurrentAppliesLeaveExactlyOnePlan() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let base = try String(contentsOfFile: repositoryRoot + "/Data/geogate.conf", encoding: .utf8)
+        let trie = scratch.path + "/countries.trie"
+        let compiled = bash("\"$GEOGATE\" compile -q -o \(trie) --build-time 0", in: scratch)
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        let configA = scratch.write("a.conf", scratch.runtimeConfig + base)
+        let configB = scratch.write("b.conf", scratch.runtimeConfig + base.replacingOccurrences(of: "allow-countries: [IT, CH, FR, DE]",
+                                                                                                with: "allow-countries: [IT, CH, FR, DE, AT, BE]"))
+        let file = try TrieFile(path: trie)
+        let maps: [IPFamily: RangeMap] = [.v4: file.rangeMap(.v4), .v6: file.rangeMap(.v6)]
+        let plans = try [configA, configB].map { path in
+            try SetPlanner.plan(config: try GeoGateConfig.load(path: path), maps: maps, profile: nil, perCountry: false)
+                .map { Set($0.cidrs) }
+        }
+        #expect(plans[0][0] != plans[1][0])
+        let ns = Namespace(scratch, tag: "tx3")
+        defer { ns.remove() }
+        for round in 0..<4 {
+            let r = ns.run("""
+                "$GEOGATE" apply --config \(configA) --db \(trie) > a.out 2> a.err & a=$!
+                "$GEOGATE" apply --config \(configB) --db \(trie) > b.out 2> b.err & b=$!
+                wait $a; echo "a $?"; wait $b; echo "b $?"
+                cat a.err b.err >&2
+                """)
+            #expect(r.stdout == "a 0\nb 0\n", "round \(round): \(r.stdout) \(r.stderr)")
+            for (index, name) in ["geogate-full-v4", "geogate-full-v6"].enumerated() {
+                let saved = Set(ns.run("ipset save \(name) | awk '$1 == \"add\" { print $3 }'").stdout
+                    .split(separator: "\n").compactMap { CIDR($0) })
+                #expect(saved == plans[0][index] || saved == plans[1][index],
+                        "round \(round): \(name) holds \(saved.count) entries, neither plan (\(plans[0][index].count), \(plans[1][index].count))")
+            }
+            #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == "geogate-full-v4 geogate-full-v6 ", "round \(round)")
+        }
+        // One of the two waited for the other's lock at least once, and said so.
+        let waited = ns.run("cat a.err b.err").stdout
+        #expect(waited.isEmpty || waited.contains("geogate.lock is held by pid"), "\(waited)")
+    }
+
+    /// Finding 3: a set of geogate's name that geogate did not create is never
+    /// replaced unless adopted; one of another type not even then.
+    @Test func aSetGeogateDidNotCreateIsLeftAlone() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let trie = scratch.path + "/countries.trie"
+        scratch.write("data.csv", testDataset)
+        try #require(bash("\"$GEOGATE\" compile -q data.csv -o \(trie) --build-time 0", in: scratch).status == 0)
+        let configPath = scratch.write("geogate.conf", scratch.runtimeConfig + testConfig)
+        let ns = Namespace(scratch, tag: "tx4")
+        defer { ns.remove() }
+        let r = ns.run("""
+            ipset create geogate-full-v4 hash:net
+            ipset add geogate-full-v4 100.64.7.0/24
+            "$GEOGATE" apply --config \(configPath) --db \(trie); echo "status $?"
+            ipset save geogate-full-v4 | awk '$1 == "add" { print "member " $3 }'
+            ipset list -n | sort | tr '\\n' ' '; echo
+            "$GEOGATE" apply --config \(configPath) --db \(trie) --adopt geogate-full-v4 > /dev/null; echo "adopted $?"
+            ipset save geogate-full-v4 | awk '$1 == "add" { print "member " $3 }'
+            "$GEOGATE" apply --config \(configPath) --db \(trie) > /dev/null; echo "again $?"
+            # Another type under geogate's other name: refused even when adopted.
+            ipset destroy geogate-full-v6
+            ipset create geogate-full-v6 hash:ip family inet6
+            "$GEOGATE" apply --config \(configPath) --db \(trie) --adopt geogate-full-v6; echo "other-type $?"
+            ipset list -t geogate-full-v6 | grep Type
+            """)
+        #expect(r.stdout.hasPrefix("status 1\nmember 100.64.7.0/24\ngeogate-full-v4 \n"), "refused, untouched, nothing created: \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("geogate-full-v4 exists but geogate did not create it") && r.stderr.contains("--adopt geogate-full-v4"), "\(r.stderr)")
+        let afterAdoption = r.stdout.components(separatedBy: "adopted 0\n").last ?? ""
+        #expect(afterAdoption.contains("member 198.51.100.0/24\n") && !afterAdoption.contains("100.64.7.0/24")
+                && afterAdoption.contains("again 0\n"), "adopted, replaced, then recorded as geogate's: \(r.stdout) \(r.stderr)")
+        #expect(r.stdout.hasSuffix("other-type 1\nType: hash:ip\n"), "\(r.stdout)")
+        #expect(r.stderr.contains("geogate-full-v6 is a hash:ip set of inet6, not geogate's hash:net of inet6"), "\(r.stderr)")
+    }
+
+    /// The text path: two renderings never share a temporary set name.
+    @Test func ipsetTextTemporaryNamesDiffer() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let trie = scratch.path + "/countries.trie"
+        scratch.write("data.csv", testDataset)
+        try #require(bash("\"$GEOGATE\" compile -q data.csv -o \(trie) --build-time 0", in: scratch).status == 0)
+        let configPath = scratch.write("geogate.conf", testConfig)
+        let r = bash("""
+            for i in 1 2; do "$GEOGATE" sets --config \(configPath) --db \(trie) --format ipset | awk '$1 == "swap" { print $2 }' | head -1; done
+            """, in: scratch)
+        let names = r.stdout.split(separator: "\n")
+        #expect(names.count == 2 && names[0] != names[1] && names.allSatisfy { $0.hasPrefix("gg-") }, "\(r.stdout)")
+    }
+}
