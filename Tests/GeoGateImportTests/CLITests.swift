@@ -21,6 +21,49 @@ func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResul
 
 /// The CLI as a user drives it: exit statuses, messages, and the never-partial output.
 @Suite(.serialized) struct CommandLineInterface {
+    /// `geogate ARGS` under Scripts/peak-memory.py: peak resident KiB, status, seconds, stderr.
+    func measured(_ arguments: [String], in dir: TemporaryDirectory) throws -> (kib: Int, status: Int, seconds: Double, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [repositoryRoot + "/Scripts/peak-memory.py", geogateBinary] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: dir.write("measured.err", ""))
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let f = line.split(separator: " ")
+        let stderr = (try? String(contentsOfFile: dir.path + "/measured.err", encoding: .utf8)) ?? ""
+        return (Int(f[0]) ?? -1, Int(f[1]) ?? -1, Double(f[2].trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, stderr)
+    }
+
+    /// Finding 5: a gzip bomb (1 GiB of zeros in ten gzip members, 1 MB on disk) is
+    /// refused as soon as it inflates past the input limit, in seconds and far under
+    /// 300 MB; the embedded dataset compiles under 300 MB too.
+    @Test func aDecompressionBombIsRefusedQuicklyWithinMemory() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let made = Process()
+        made.executableURL = URL(fileURLWithPath: "/bin/bash")
+        made.arguments = ["-c", "cd \(dir.path) && head -c 100M /dev/zero | gzip -1 > part.gz && for i in $(seq 10); do cat part.gz; done > bomb.gz"]
+        try made.run()
+        made.waitUntilExit()
+        try #require(made.terminationStatus == 0)
+        let bomb = try measured(["compile", dir.path + "/bomb.gz", "-o", dir.path + "/x.trie"], in: dir)
+        #expect(bomb.status == 1, "\(bomb.stderr)")
+        #expect(bomb.stderr.contains("bomb.gz: gzip data expands to over 64 MiB, the input limit"), "\(bomb.stderr)")
+        #expect(bomb.kib < 300 * 1024, "peak \(bomb.kib) KiB")
+        #expect(bomb.seconds < 10, "\(bomb.seconds) s")
+        print("bomb: VmHWM \(bomb.kib) KiB, \(bomb.seconds) s")
+        let embedded = try measured(["compile", "-q", "-o", dir.path + "/e.trie"], in: dir)
+        #expect(embedded.status == 0, "\(embedded.stderr)")
+        #expect(embedded.kib < 300 * 1024, "peak \(embedded.kib) KiB")
+        print("embedded dataset: VmHWM \(embedded.kib) KiB, \(embedded.seconds) s")
+        // A larger limit is the admin's to give.
+        let allowed = try measured(["compile", dir.path + "/bomb.gz", "-o", dir.path + "/x.trie", "--max-input-mb", "2"], in: dir)
+        #expect(allowed.stderr.contains("over 2 MiB"), "\(allowed.stderr)")
+    }
+
     @Test func compileLookupExportInfo() throws {
         try #require(FileManager.default.isExecutableFile(atPath: geogateBinary), "build the geogate product first")
         let dir = TemporaryDirectory()

@@ -139,7 +139,7 @@ final class RefreshScratch {
 
     /// Each bad download is refused, the live trie stays byte for byte, and the
     /// refused download is not cached (a later good one is fetched in full).
-    @Test(arguments: ["truncated-gzip", "checksum", "oversize", "slow", "halved"])
+    @Test(arguments: ["truncated-gzip", "checksum", "oversize", "slow", "halved", "bomb"])
     func aBadDownloadIsRefusedWithTheOldDataLive(kind: String) throws {
         let path = kind == "truncated-gzip" ? "/dbip.csv.gz" : "/dbip.csv"
         let pin = kind == "checksum" ? "\n      sha256: \(String(repeating: "ab", count: 32))" : ""
@@ -162,6 +162,9 @@ final class RefreshScratch {
         case "checksum": bad.body = good
         case "oversize": bad.body = Array(repeating: UInt8(ascii: "#"), count: 1_200_000)
         case "slow": bad.body = good; bad.delay = 3
+        case "bomb":  // 100 MiB of zeros in 100 KB of gzip
+            _ = run("/bin/bash", ["-c", "head -c 100M /dev/zero | gzip -9 > \(s.directory)/bomb.gz"], stderr: "/dev/null")
+            bad.body = Array(try Data(contentsOf: URL(fileURLWithPath: s.directory + "/bomb.gz")))
         default: bad.body = RefreshScratch.csv(count: 100)
         }
         s.server.plan(path, [bad])
@@ -169,7 +172,8 @@ final class RefreshScratch {
         #expect(status == 1, "\(kind): \(log)")
         #expect(log.contains("nothing changed"), "\(log)")
         let reason = ["truncated-gzip": "dbip.csv.gz", "checksum": "checksum mismatch", "oversize": "MB limit",
-                      "slow": "within 1 s", "halved": "sanity guard"][kind]!
+                      "slow": "within 1 s", "halved": "sanity guard",
+                      "bomb": "gzip data expands to over 64 MiB, the input limit"][kind]!
         #expect(log.contains(reason), "\(kind): \(log)")
         #expect(s.liveBytes == before, "the live trie is unchanged")
         if kind == "halved" {
