@@ -182,7 +182,9 @@ struct PeerCredentials: Sendable {
 /// buffer passes its high-water mark, reads pause until it drains, so a client
 /// that never reads costs bounded memory. A connection that sends nothing for
 /// `idleTimeout` is closed (a timer of our own: NIO's IdleStateHandler tracks
-/// write completions with a promise per write, a cost on every answer).
+/// write completions with a promise per write, a cost on every answer). The time
+/// counts from the last complete request: a client trickling a partial line byte
+/// by byte cannot hold a connection slot past the timeout.
 final class RequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -196,7 +198,8 @@ final class RequestHandler: ChannelInboundHandler {
     var output = ByteBufferAllocator().buffer(capacity: 4096)
     var cache = LookupService.CachedSnapshot()
     let idleTimeout: TimeAmount
-    var lastRead = NIODeadline.now()
+    /// When the last complete request line arrived (or the connection opened).
+    var lastRequest = NIODeadline.now()
     var idleCheck: Scheduled<Void>?
 
     init(service: LookupService, logger: Logger, idleTimeout: TimeAmount) {
@@ -215,13 +218,13 @@ final class RequestHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    /// Closes the connection when nothing was read for `idleTimeout`, else looks
-    /// again when that much time will have passed since the last read.
+    /// Closes the connection when no complete request came for `idleTimeout`, else
+    /// looks again when that much time will have passed since the last one.
     func scheduleIdleCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
         let box = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         idleCheck = context.eventLoop.scheduleTask(in: delay) {
             let (handler, context) = box.value
-            let idle = NIODeadline.now() - handler.lastRead
+            let idle = NIODeadline.now() - handler.lastRequest
             if idle >= handler.idleTimeout {
                 handler.logger.info("closing an idle connection")
                 context.close(promise: nil)
@@ -242,7 +245,6 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastRead = .now()
         var input = unwrapInboundIn(data)
         if var carried = partial {
             carried.writeBuffer(&input)
@@ -255,6 +257,7 @@ final class RequestHandler: ChannelInboundHandler {
         output.clear()
         let (consumed, tooLong) = input.withUnsafeReadableBytes { service.answerLines($0, peerUID: peerUID, cache: &cache, into: &output) }
         input.moveReaderIndex(forwardBy: consumed)
+        if consumed > 0 { lastRequest = .now() }
         if output.readableBytes > 0 { context.write(wrapOutboundOut(output), promise: nil) }
         if tooLong {
             logger.warning("closing a connection: request line over \(Request.maxLineLength) bytes")

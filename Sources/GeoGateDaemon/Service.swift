@@ -207,7 +207,9 @@ public final class LookupService: Sendable {
         while start < input.count {
             guard let found = memchr(input.baseAddress! + start, 0x0A, input.count - start) else { break }
             let newline = input.baseAddress!.distance(to: UnsafeRawPointer(found))
-            if newline - start > Request.maxLineLength + 1 { return (start, true) }  // +1: a CR
+            // The limit is on the request itself: without the newline and a CR before it.
+            let length = newline - start - (newline > start && input[newline - 1] == 0x0D ? 1 : 0)
+            if length > Request.maxLineLength { return (start, true) }
             let parsed = Request.parse(UnsafeRawBufferPointer(rebasing: input[start..<newline]))
             answered += 1
             if case .success(.stats) = parsed {
@@ -220,6 +222,7 @@ public final class LookupService: Sendable {
             if !answer(parsed, snapshot: &snap, peerUID: peerUID, into: &output) { failed += 1 }
             start = newline + 1
         }
+        // A partial line may still end in CR LF: over the limit plus that CR, it is too long.
         return (start, input.count - start > Request.maxLineLength + 1)
     }
 
@@ -281,7 +284,7 @@ public final class LookupService: Sendable {
             output.writeString("OK built=\(m.buildTime) age=\(max(0, now - m.buildTime)) loaded=\(snap.loadedAt) "
                 + "ipv4-ranges=\(m.v4RangeCount) ipv6-ranges=\(m.v6RangeCount) countries=\(snap.trie.countries.count) "
                 + "profiles=\(snap.profiles.map(\.name).joined(separator: ",")) "
-                + "sources=\(m.sources.map { "\($0.name):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))")
+                + "sources=\(m.sources.map { "\(SafeText.field($0.name, limit: 200)):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))")
         case .stats:
             var line = "OK requests=\(requests.load(ordering: .relaxed)) errors=\(errors.load(ordering: .relaxed)) "
                 + "reloads=\(reloads.load(ordering: .relaxed)) failed-reloads=\(failedReloads.load(ordering: .relaxed))"

@@ -1,3 +1,4 @@
+import GeoGateCore
 /// An input that cannot be compiled, with where and why. `description` is the line
 /// an admin sees: "geoip6:1042: field 3: unknown country code 'UX'".
 public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -14,7 +15,7 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        var text = file
+        var text = SafeText.field(file, limit: 300)
         if let line { text += ":\(line)" }
         text += ": "
         if let field { text += "field \(field): " }

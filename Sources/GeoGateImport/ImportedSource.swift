@@ -65,9 +65,25 @@ struct RangeSink {
     mutating func add(family: IPFamily, start: UInt128, end: UInt128, country: CountryCode, line: Int) {
         if family == .v4 {
             v4.add(start: start, end: end, country: country, line: line)
-        } else {
+        } else if end < RangeSink.mappedFirst || start > RangeSink.mappedLast {
             v6.add(start: start, end: end, country: country, line: line)
+        } else {
+            addMapped(start: start, end: end, country: country, line: line)
         }
+    }
+
+    /// ::ffff:0:0/96, IPv4-mapped IPv6 addresses: what lies there is IPv4 data.
+    static let mappedFirst: UInt128 = 0xffff_0000_0000
+    static let mappedLast: UInt128 = 0xffff_ffff_ffff
+
+    /// A range written as IPv4-mapped IPv6 (`::ffff:1.0.0.0,::ffff:1.0.0.255,AU`) is
+    /// stored as the IPv4 range, where lookups (which answer `::ffff:a.b.c.d` as
+    /// a.b.c.d) find it; a part outside ::ffff:0:0/96 stays IPv6.
+    mutating func addMapped(start: UInt128, end: UInt128, country: CountryCode, line: Int) {
+        let first = max(start, RangeSink.mappedFirst), last = min(end, RangeSink.mappedLast)
+        if start < first { v6.add(start: start, end: first - 1, country: country, line: line) }
+        v4.add(start: first - RangeSink.mappedFirst, end: last - RangeSink.mappedFirst, country: country, line: line)
+        if end > last { v6.add(start: last + 1, end: end, country: country, line: line) }
     }
 
     /// Validates a parsed range and adds it; `country` nil means "listed without a country".

@@ -31,6 +31,10 @@ public struct SourceFile: Sendable {
     }
 
     public static func read(path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> SourceFile {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        guard SafeText.isClean(name) else {
+            throw ImportError(file: path, reason: "the file name holds control characters: rename it (the name is recorded in the trie and shown in logs and INFO)")
+        }
         let raw = try readWholeFile(path, limit: options.maximumInputBytes)
         let digest = Array(SHA256.hash(data: raw))
         let compression: Compression

@@ -1,3 +1,4 @@
+import GeoGateCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,9 +10,16 @@ struct TextLines {
     let base: UnsafePointer<UInt8>
     let count: Int
 
+    /// A UTF-8 byte order mark at the start (spreadsheet exports) is skipped.
     init(_ buffer: UnsafeBufferPointer<UInt8>) {
-        self.base = buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!
-        self.count = buffer.count
+        var base = buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!
+        var count = buffer.count
+        if count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF {
+            base += 3
+            count -= 3
+        }
+        self.base = base
+        self.count = count
     }
 
     @inline(__always)
@@ -109,5 +117,6 @@ extension UnsafeBufferPointer where Element == UInt8 {
         return v
     }
 
-    var text: String { String(decoding: self, as: UTF8.self) }
+    /// The field as error messages show it: control bytes escaped, cut past 120 bytes.
+    var text: String { SafeText.bytes(self, limit: 120) }
 }

@@ -64,7 +64,9 @@ public struct GeoGateConfig: Sendable {
         do { bytes = try readWholeFile(path, limit: 4 << 20) } catch {
             throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than 4 MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        // A UTF-8 byte order mark (editors on Windows write one) is not part of the YAML.
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+        guard let text = String(validating: body, as: UTF8.self) else {
             throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text")
         }
         return try parse(text, path: path)

@@ -120,6 +120,12 @@ struct TrieValidator {
             guard nameOffset <= poolLength, nameLength <= poolLength - nameOffset else {
                 throw Failure(reason: "metadata source \(i + 1) has a name outside the string pool")
             }
+            // A name reaches logs and the daemon's one-line INFO answer: printable UTF-8 only.
+            let pool = section.offset + TrieFormat.metadataFixedSize + count * TrieFormat.sourceRecordSize
+            let name = UnsafeRawBufferPointer(start: base + pool + nameOffset, count: nameLength)
+            guard TrieMetadata.isPrintableName(name) else {
+                throw Failure(reason: "metadata source \(i + 1) has a name with control characters or invalid UTF-8")
+            }
         }
     }
 

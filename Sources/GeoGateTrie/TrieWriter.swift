@@ -3,6 +3,12 @@ import GeoGateCore
 
 /// What a trie file records about its inputs (the `info` command prints it).
 public struct TrieMetadata: Sendable, Equatable {
+    /// A source name the writer accepts and the validator lets through: valid
+    /// UTF-8 without control characters (it is printed in logs and in INFO).
+    public static func isPrintableName(_ bytes: some Collection<UInt8>) -> Bool {
+        String(validating: bytes, as: UTF8.self) != nil && SafeText.isClean(String(decoding: bytes, as: UTF8.self))
+    }
+
     public struct Source: Sendable, Equatable {
         public var name: String
         public var sha256: [UInt8]
@@ -46,6 +52,9 @@ public enum TrieWriter {
     public static func bytes(v4: RangeMap, v6: RangeMap, sources: [TrieMetadata.Source],
                              buildTime: Int64) throws(TrieWriteError) -> [UInt8] {
         precondition(v4.family == .v4 && v6.family == .v6)
+        for source in sources where !TrieMetadata.isPrintableName(source.name.utf8) {
+            throw TrieWriteError(description: "source name \(SafeText.field(source.name)) holds control characters: refused (it would reach logs and protocol answers)")
+        }
         // Countries numbered by range count, most first (ties by code): the common ones
         // get one-byte indexes. Deterministic for the same input.
         var rangeCount: [CountryCode: Int] = [:]

@@ -192,6 +192,50 @@ final class Client {
         #expect(d.log.contains("request line over 1024 bytes"), "the cut is logged")
     }
 
+    /// The line limit is exact: a request of 1,024 bytes (with LF or CR LF) is
+    /// answered, one of 1,025 is cut.
+    @Test func theLineLimitIsExact() throws {
+        let d = try Daemon()
+        // CHECK with a long (unknown) profile name: answered, whatever the length.
+        func request(_ length: Int) -> String {
+            let head = "CHECK "
+            let tail = " 81.2.69.160"
+            return head + String(repeating: "p", count: length - head.count - tail.count) + tail
+        }
+        for (length, ending) in [(1024, "\n"), (1024, "\r\n")] {
+            let c = try Client(d.socket)
+            c.send(request(length) + ending)
+            let answer = c.receive(lines: 1)
+            #expect(answer.count == 1 && answer[0].hasPrefix("ERR ") && !answer[0].contains("too-long"), "\(length) bytes: \(answer)")
+        }
+        for ending in ["\n", "\r\n"] {
+            let c = try Client(d.socket)
+            c.send(request(1025) + ending)
+            #expect(c.receive(lines: 1) == ["ERR too-long request line over 1024 bytes"])
+            #expect(c.closedByServer())
+        }
+    }
+
+    /// Finding 7: a client trickling a partial line, a byte every 300 ms, is closed
+    /// after the 1 s idle timeout: the time counts from the last complete request.
+    @Test func aTricklingClientIsClosedAtTheIdleTimeout() throws {
+        let d = try Daemon(idleTimeout: 1)
+        let c = try Client(d.socket, timeoutSeconds: 5)
+        c.send("PING\n")
+        #expect(c.receive(lines: 1) == ["PONG"])
+        let start = Date()
+        var closedAfter: Double?
+        for byte in Array("LOOKUP 81.2.69.160".utf8) {
+            _ = [byte].withUnsafeBytes { Glibc.send(c.fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }
+            usleep(300_000)
+            // Closed yet? (a read that does not wait)
+            var b: UInt8 = 0
+            let n = recv(c.fd, &b, 1, Int32(MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno == ECONNRESET) { closedAfter = Date().timeIntervalSince(start); break }
+        }
+        #expect(closedAfter != nil && closedAfter! < 2.5, "closed after \(closedAfter.map { "\($0) s" } ?? "never, while 18 bytes trickled for 5.4 s")")
+    }
+
     @Test func idleConnectionsAreClosedAndNonReadersDoNotStallOthers() throws {
         let d = try Daemon(idleTimeout: 1)
         let idle = try Client(d.socket, timeoutSeconds: 5)

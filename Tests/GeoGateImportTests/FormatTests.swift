@@ -217,3 +217,68 @@ import Testing
         #expect(leftovers.isEmpty)
     }
 }
+
+/// Edge inputs of issue 13 (findings 6 and 10): IPv4-mapped ranges, byte order
+/// marks, control characters and huge fields in what reaches messages.
+@Suite struct EdgeInputs {
+    /// A range written as IPv4-mapped IPv6 is stored as IPv4, where lookups find it;
+    /// a range that crosses into ::ffff:0:0/96 is split at its edges.
+    @Test func ipv4MappedRangesAreStoredAsIPv4() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let file = dir.write("mapped.csv", "::ffff:1.0.0.0,::ffff:1.0.0.255,AU\n::fffe:ffff:fff0,::ffff:0.0.0.15,JP\n2001:db8::,2001:db8::ff,IT\n")
+        let s = try SourceLoader.load(paths: [file])[0]
+        #expect(s.v4.ranges == [AddressRange(start: 0, end: 15, country: cc("JP")),
+                                AddressRange(start: ip("1.0.0.0"), end: ip("1.0.0.255"), country: cc("AU"))])
+        #expect(s.v6.ranges == [AddressRange(start: ip("::fffe:ffff:fff0"), end: ip("::fffe:ffff:ffff"), country: cc("JP")),
+                                AddressRange(start: ip("2001:db8::"), end: ip("2001:db8::ff"), country: cc("IT"))])
+        let trie = dir.path + "/m.trie"
+        #expect(try geogate(["compile", "-q", file, "-o", trie]).status == 0)
+        let lookup = try geogate(["lookup", "--db", trie, "1.0.0.7", "::ffff:1.0.0.7", "::1.0.0.7", "2002:100:7::1"])
+        #expect(lookup.stdout == "1.0.0.7 AU\n::ffff:1.0.0.7 AU\n::1.0.0.7 --\n2002:100:7::1 --\n", "IPv4-compatible and 6to4 forms are IPv6 addresses: \(lookup.stdout)")
+    }
+
+    /// A UTF-8 byte order mark at the start of a text input or of the config is skipped.
+    @Test func aByteOrderMarkIsSkipped() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let file = dir.path + "/bom.csv"
+        try Data([0xEF, 0xBB, 0xBF] + Array("1.0.0.0,1.0.0.255,AU\n".utf8)).write(to: URL(fileURLWithPath: file))
+        let s = try SourceLoader.load(paths: [file])[0]
+        #expect(s.format == .dbipCSV && s.v4.ranges.count == 1)
+        let rir = dir.path + "/delegated"
+        try Data([0xEF, 0xBB, 0xBF] + Array("2|apnic|20260101|1|19830613|20260101|+1000\napnic|AU|ipv4|1.0.0.0|256|20110811|assigned\n".utf8))
+            .write(to: URL(fileURLWithPath: rir))
+        #expect(try SourceLoader.load(paths: [rir])[0].v4.ranges.count == 1)
+        let config = dir.path + "/geogate.conf"
+        try Data([0xEF, 0xBB, 0xBF] + Array("profiles:\n  web:\n    scope: web-only\n    allow-countries: [IT]\n".utf8))
+            .write(to: URL(fileURLWithPath: config))
+        let trie = dir.path + "/b.trie"
+        #expect(try geogate(["compile", "-q", file, "-o", trie]).status == 0)
+        let check = try geogate(["check", "--config", config, "--db", trie, "--profile", "web", "1.0.0.1"])
+        #expect(check.stdout == "DENY AU country-not-allowed\n", "\(check.stdout) \(check.stderr)")
+    }
+
+    /// Fields with control characters or of megabytes reach an error message
+    /// escaped and cut; a file name with a newline is refused before it can reach
+    /// the trie's metadata (and a trie holding one is refused when opened).
+    @Test func textFromInputsIsEscapedAndCut() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let escape = dir.write("esc.csv", "1.0.0.0,1.0.0.255,AU\n1.0.1.0\u{1b}[2J\u{07}\u{0},1.0.1.255,AU\n")
+        let r = try geogate(["compile", escape, "-o", dir.path + "/x.trie"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("esc.csv:2: field 1: not an IP address: '1.0.1.0\\x1b[2J\\x07\\x00'"), "\(r.stderr)")
+        #expect(!r.stderr.utf8.contains(0x1B) && !r.stderr.utf8.contains(0x07) && !r.stderr.utf8.contains(0))
+        let huge = dir.write("huge.csv", "1.0.0.0,1.0.0.255,AU\n" + String(repeating: "9", count: 10 << 20) + ",1.0.1.255,AU\n")
+        let h = try geogate(["compile", huge, "-o", dir.path + "/x.trie"])
+        #expect(h.status == 1 && h.stderr.count < 1000, "\(h.stderr.count) bytes")
+        #expect(h.stderr.contains("(10485640 more bytes cut)"), "\(h.stderr.prefix(400))")
+
+        let named = dir.write("evil\nALLOW IT country-allowed.csv", "1.0.0.0,1.0.0.255,AU\n")
+        let n = try geogate(["compile", named, "-o", dir.path + "/x.trie"])
+        #expect(n.status == 1)
+        #expect(n.stderr.contains("evil\\nALLOW IT country-allowed.csv: the file name holds control characters"), "\(n.stderr)")
+        #expect(n.stderr.split(separator: "\n").count == 1)
+    }
+}

@@ -158,4 +158,26 @@ func fixChecksum(_ bytes: inout [UInt8]) {
             }
         }
     }
+
+    /// A source name with a control character is refused by the writer, and a
+    /// file that holds one (a valid checksum over it) is refused when opened: such
+    /// a name would reach logs and the daemon's one-line INFO answer.
+    @Test func sourceNamesWithControlCharactersAreRefused() throws {
+        let v4 = RangeMap(family: .v4, normalized: [AddressRange(start: 0x0100_0000, end: 0x0100_00ff, country: CountryCode("AU")!)])
+        #expect(throws: TrieWriteError.self) {
+            _ = try TrieWriter.bytes(v4: v4, v6: RangeMap(family: .v6), sources: [
+                .init(name: "a\nALLOW IT.csv", sha256: Array(repeating: 1, count: 32), storedSize: 3, format: "dbip-csv")], buildTime: 5)
+        }
+        var bytes = try smallTrieBytes()
+        let name = Array("a.csv".utf8)
+        let at = try #require((0...(bytes.count - name.count)).last { bytes[$0..<$0 + name.count].elementsEqual(name) })
+        bytes[at + 1] = 0x0A
+        fixChecksum(&bytes)
+        do {
+            _ = try TrieFile(bytes: bytes)
+            Issue.record("a name with a newline was accepted")
+        } catch {
+            #expect(error.reason.contains("metadata source 1 has a name with control characters"), "\(error.reason)")
+        }
+    }
 }
