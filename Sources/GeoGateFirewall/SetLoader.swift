@@ -219,18 +219,15 @@ public struct SetTransaction {
         discard()
     }
 
-    /// Destroys the temporary sets of a transaction that was not switched in.
+    /// Destroys the temporary sets of a transaction that was not switched in: every
+    /// temporary set in the record is this run's (prepare cleared older ones).
     mutating func discard() {
         var gone: [String] = []
-        for step in steps where (try? kernel.exists(step.temporary)) == true {
-            if (try? kernel.destroy(step.temporary)) != nil { gone.append(step.temporary) }
+        for entry in registry.leftovers {
+            if (try? kernel.exists(entry.name)) == true && (try? kernel.destroy(entry.name)) == nil { continue }
+            gone.append(entry.name)
         }
-        // A temporary set that was recorded but not created yet.
-        for entry in registry.leftovers where !steps.contains(where: { $0.temporary == entry.name }) {
-            if (try? kernel.exists(entry.name)) == false { gone.append(entry.name) }
-        }
-        for step in steps where (try? kernel.exists(step.temporary)) == false { gone.append(step.temporary) }
-        try? registry.forget(Array(Set(gone)))
+        try? registry.forget(gone)
         steps = []
     }
 }

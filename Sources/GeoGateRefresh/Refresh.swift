@@ -166,7 +166,7 @@ public struct Refresher {
         do {
             try FaultInjection.check("trie-write")
             staged = try AtomicFile.stage(bytes, for: live)
-        } catch { throw RefreshError("\(live): cannot write the new trie: \(error); nothing changed") }
+        } catch { throw RefreshError("\(live): cannot write the new trie: \(error)") }
         var sets: SetTransaction?
         if settings.applySets {
             do { sets = try prepareSets(v4: v4, v6: v6) } catch {
@@ -182,7 +182,7 @@ public struct Refresher {
             let reason = String(cString: strerror(errno))
             staged.discard()
             sets?.revert()
-            throw RefreshError("\(undo): cannot keep the live trie aside: \(reason); nothing changed")
+            throw RefreshError("\(undo): cannot keep the live trie aside: \(reason)")
         }
         func undoAll(_ why: String) -> RefreshError {
             // (When the new trie never reached `live`, both names are one file and
@@ -240,7 +240,7 @@ public struct Refresher {
         do {
             var loader = try LiveState.loader(config)
             return try loader.prepare(planned)
-        } catch { throw RefreshError("sets: \(error); nothing changed") }
+        } catch { throw RefreshError("sets: \(error)") }
     }
 
     /// RELOAD on the daemon's socket. A daemon that is not running is no failure (it

@@ -11,26 +11,7 @@ import Testing
 @Suite(.serialized, .enabled(if: namespacesAvailable, "needs root and ip netns"))
 struct RefreshSetsTests {
     func config(_ scratch: Scratch) -> String {
-        scratch.write("geogate.conf", """
-            database: \(scratch.path)/live.trie
-            runtime-dir: \(scratch.path)/run
-            daemon:
-              socket: \(scratch.path)/geogate.sock
-            profiles:
-              full:
-                scope: full-server
-                allow-countries: [IT]
-                no-country: deny
-            refresh:
-              state-dir: \(scratch.path)/state
-              min-ranges: 2
-              max-family-change: 100
-              max-country-change: 100
-              reload-daemon: false
-              sources:
-                - file: \(scratch.path)/dbip.csv
-
-            """)
+        refreshConfig(scratch, database: scratch.path + "/live.trie", reloadDaemon: false)
     }
 
     /// The kernel's members of `set`, against the plan of the live trie.

@@ -85,6 +85,31 @@ let testDataset = """
 
     """
 
+/// A config whose refresh reads `<scratch>/dbip.csv` into `database`, with the
+/// guard wide open (the tests move whole countries) and the `full` profile.
+func refreshConfig(_ scratch: Scratch, database: String, reloadDaemon: Bool) -> String {
+    scratch.write("geogate.conf", scratch.runtimeConfig + """
+        database: \(database)
+        daemon:
+          socket: \(scratch.path)/geogate.sock
+          watch-interval: 0
+        profiles:
+          full:
+            scope: full-server
+            allow-countries: [IT]
+            no-country: deny
+        refresh:
+          state-dir: \(scratch.path)/state
+          min-ranges: 2
+          max-family-change: 100
+          max-country-change: 100
+          reload-daemon: \(reloadDaemon)
+          sources:
+            - file: \(scratch.path)/dbip.csv
+
+        """)
+}
+
 let testConfig = """
     profiles:
       full:

@@ -21,26 +21,7 @@ struct TransactionTests {
         """
 
     func config(_ scratch: Scratch, database: String, reloadDaemon: Bool = true) -> String {
-        scratch.write("geogate.conf", scratch.runtimeConfig + """
-            database: \(database)
-            daemon:
-              socket: \(scratch.path)/geogate.sock
-              watch-interval: 0
-            profiles:
-              full:
-                scope: full-server
-                allow-countries: [IT]
-                no-country: deny
-            refresh:
-              state-dir: \(scratch.path)/state
-              min-ranges: 2
-              max-family-change: 100
-              max-country-change: 100
-              reload-daemon: \(reloadDaemon)
-              sources:
-                - file: \(scratch.path)/dbip.csv
-
-            """)
+        refreshConfig(scratch, database: database, reloadDaemon: reloadDaemon)
     }
 
     /// Finding 1: a refresh whose trie cannot be written (its directory does not
