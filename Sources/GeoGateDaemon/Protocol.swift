@@ -8,7 +8,8 @@ public enum Request: Sendable, Equatable {
     case info
     case stats
     case ping
-    case reload
+    /// RELOAD, with an optional one-word reason that the daemon logs ("refresh").
+    case reload(reason: String?)
 
     /// The longest request line accepted, without its newline.
     public static let maxLineLength = 1024
@@ -63,7 +64,12 @@ public enum Request: Sendable, Equatable {
             guard arguments == 1 else { return usage("LOOKUP <ip>") }
             return address(words.1).map { .lookup($0) }
         }
-        let bare: [(StaticString, Request)] = [("INFO", .info), ("STATS", .stats), ("PING", .ping), ("RELOAD", .reload)]
+        if command.equalsIgnoringCase("RELOAD") {
+            guard arguments <= 1 else { return usage("RELOAD [reason]") }
+            let reason = arguments == 1 ? String(decoding: UnsafeRawBufferPointer(rebasing: line[words.1]).prefix(64), as: UTF8.self) : nil
+            return .success(.reload(reason: reason))
+        }
+        let bare: [(StaticString, Request)] = [("INFO", .info), ("STATS", .stats), ("PING", .ping)]
         for (name, request) in bare where command.equalsIgnoringCase(name) {
             return arguments == 0 ? .success(request) : usage("\(name)")
         }

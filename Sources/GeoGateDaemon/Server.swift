@@ -78,13 +78,21 @@ public final class DaemonServer: Service, Sendable {
     }
 
     /// Binds `path` and gives it the configured mode and group; closes it on failure.
+    /// A socket file another daemon answers on is never taken over (only a stale one,
+    /// where nobody listens, is replaced), and every error names the path and the
+    /// errno in words.
     func bindUnixSocket(_ bootstrap: ServerBootstrap, path: String) async throws -> Channel {
-        let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-        guard chmod(path, settings.socketMode) == 0,
-              settings.socketGroup.map({ chown(path, uid_t.max, $0) == 0 }) ?? true else {
-            let message = String(cString: strerror(errno))
-            try? await channel.close()
-            throw ServiceError("\(path): cannot set mode/group: \(message)")
+        let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+        guard path.utf8.count <= limit else {
+            throw ServiceError("\(path): a Unix socket path is at most \(limit) bytes; this one has \(path.utf8.count)")
+        }
+        try SocketFile.removeIfStale(path)
+        let fd = try SocketFile.listen(path, mode: settings.socketMode, group: settings.socketGroup, backlog: 1024)
+        let channel: Channel
+        do { channel = try await bootstrap.withBoundSocket(fd).get() } catch {
+            // (NIO owns the descriptor from here and closes it.)
+            unlink(path)
+            throw ServiceError("\(path): cannot serve: \(SocketFile.describe(error))")
         }
         return channel
     }
@@ -113,13 +121,19 @@ public final class DaemonServer: Service, Sendable {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let passedSocket = Systemd.listenDescriptor()
         let channel = try await bind(group: group, passedSocket: passedSocket)
+        // Which file is ours: at shutdown only that one is removed, never a socket
+        // that another daemon put at the same path since.
+        let ownSocket = passedSocket == nil ? SocketFile.identity(settings.socketPath) : nil
         logger.info("listening on \(settings.socketPath)")
         var http: Channel?
+        var ownHTTPSocket: SocketFile.Identity?
         if let path = settings.httpSocketPath {
             do { http = try await bindHTTP(group: group, path: path) } catch {
                 try? await channel.close()
+                if let ownSocket { SocketFile.remove(settings.socketPath, ifStill: ownSocket) }
                 throw error
             }
+            ownHTTPSocket = SocketFile.identity(path)
             logger.info("auth_request endpoint on \(path)")
         }
         Systemd.notify("READY=1")
@@ -153,9 +167,9 @@ public final class DaemonServer: Service, Sendable {
         }
         if let http {
             try? await http.close()
-            unlink(settings.httpSocketPath!)
+            if let ownHTTPSocket { SocketFile.remove(settings.httpSocketPath!, ifStill: ownHTTPSocket) }
         }
-        if passedSocket == nil { unlink(settings.socketPath) }
+        if let ownSocket { SocketFile.remove(settings.socketPath, ifStill: ownSocket) }
     }
 
     public func reloadAndLog(reason: String) {

@@ -1,3 +1,4 @@
+import Logging
 import GeoGateCore
 import GeoGatePolicy
 import GeoGateTrie
@@ -125,9 +126,13 @@ public final class LookupService: Sendable {
     private let reloads = Atomic<Int>(0)
     private let failedReloads = Atomic<Int>(0)
 
-    public init(configPath: String, database: String?) throws {
+    /// Where RELOAD requests are logged, with who asked and why.
+    let logger: Logger?
+
+    public init(configPath: String, database: String?, logger: Logger? = nil) throws {
         self.configPath = configPath
         self.database = database
+        self.logger = logger
         let registry = verdictCounters
         self.current = Mutex(try Snapshot.load(configPath: configPath, database: database, counters: registry.counters))
     }
@@ -292,16 +297,20 @@ public final class LookupService: Sendable {
                 line += " \(p.name).allow=\(p.counters.allow.load(ordering: .relaxed)) \(p.name).deny=\(p.counters.deny.load(ordering: .relaxed))"
             }
             output.writeString(line)
-        case .reload:
+        case .reload(let reason):
+            let who = "RELOAD from uid \(peerUID.map(String.init) ?? "?")\(reason.map { " (\($0))" } ?? "")"
             guard let uid = peerUID, uid == 0 || uid == getuid() else {
+                logger?.warning("\(who) refused: RELOAD is for root or the daemon's own user")
                 output.writeString(ProtocolError(.forbidden, "RELOAD is for root or the daemon's own user").description)
                 return false
             }
             switch reload() {
             case .success(let fresh):
                 snap = fresh
+                logger?.info("reloaded (\(who)): trie built \(fresh.trie.metadata.buildTime), \(fresh.config.profiles.count) profiles")
                 output.writeString("OK reloaded built=\(fresh.trie.metadata.buildTime)")
             case .failure(let error):
+                logger?.error("reload (\(who)) failed, still serving the previous data: \(error)")
                 output.writeString(ProtocolError(.reloadFailed, "\(error) (still serving the previous data)").description)
                 return false
             }

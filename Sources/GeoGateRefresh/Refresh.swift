@@ -250,7 +250,7 @@ public struct Refresher {
         let path = config.daemon.socket
         do {
             try FaultInjection.check("daemon-reload")
-            let answer = try UnixSocketClient.ask(path, "RELOAD", timeoutSeconds: 30)
+            let answer = try UnixSocketClient.ask(path, "RELOAD refresh", timeoutSeconds: 30)
             guard answer.hasPrefix("OK") else { return "the daemon at \(path) refused the reload: \(SafeText.field(answer))" }
             logger.info("daemon: \(SafeText.field(answer))")
             return nil

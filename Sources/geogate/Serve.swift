@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "geogate")
         let service: LookupService
-        do { service = try LookupService(configPath: config, database: db) } catch {
+        do { service = try LookupService(configPath: config, database: db, logger: logger) } catch {
             printError("geogate: \(error)")
             throw ExitCode(2)
         }

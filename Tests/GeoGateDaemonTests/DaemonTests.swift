@@ -336,6 +336,61 @@ final class Client {
             .write(toFile: script, atomically: true, encoding: .utf8)
         #expect(run("/bin/bash", [script], stdout: out, stderr: "/dev/null") == 0)
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "ERR forbidden RELOAD is for root or the daemon's own user\nPONG\n")
+        // Every reload is logged with who asked and why; a refused one too.
+        let c = try Client(d.socket)
+        c.send("RELOAD nightly-data\n")
+        #expect(c.receive(lines: 1).first?.hasPrefix("OK reloaded") == true)
+        usleep(100_000)
+        #expect(d.log.contains("RELOAD from uid 65534 refused"), "\(d.log)")
+        #expect(d.log.contains("reloaded (RELOAD from uid 0 (nightly-data)): trie built 1700000000"), "\(d.log)")
+    }
+
+    /// Finding 7: a second daemon on the same socket path refuses to start and
+    /// leaves the first one reachable; a stale socket file (a killed daemon) is
+    /// replaced; a daemon never removes a socket file that is not its own; socket
+    /// errors name the path and the errno in words.
+    @Test func aSocketIsNeverTakenOverOrRemovedByAnotherDaemon() throws {
+        let d = try Daemon()
+        let second = d.directory + "/second.log"
+        let status = run(geogateBinary, ["serve", "--config", d.configPath], stderr: second)
+        let secondLog = (try? String(contentsOfFile: second, encoding: .utf8)) ?? ""
+        #expect(status == 1, "\(secondLog)")
+        #expect(secondLog.contains("\(d.socket): another daemon answers on this socket; not taking it over"), "\(secondLog)")
+        #expect((try? UnixSocketClient.ask(d.socket, "PING")) == "PONG", "the first daemon is still reachable: \(d.log)")
+
+        // A daemon killed without its shutdown leaves its socket file: the next one replaces it.
+        kill(d.pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(d.pid, &st, 0)
+        d.pid = 0
+        #expect(FileManager.default.fileExists(atPath: d.socket))
+        try d.start()
+        // (The stale file exists at once: wait for the answer, not for the file.)
+        var answered = false
+        for _ in 0..<100 where !answered {
+            answered = (try? UnixSocketClient.ask(d.socket, "PING")) == "PONG"
+            if !answered { usleep(50_000) }
+        }
+        #expect(answered, "the stale socket was replaced: \(d.log)")
+
+        // Its socket file replaced by another daemon's (here: removed, then a second
+        // daemon started): stopping the first leaves the second's socket alone.
+        unlink(d.socket)
+        let other = spawn(geogateBinary, ["serve", "--config", d.configPath], stderr: d.directory + "/other.log")
+        defer { kill(other, SIGKILL); var s: Int32 = 0; waitpid(other, &s, 0) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: d.socket) { usleep(50_000) }
+        #expect(d.stop() == 0)
+        let otherLog = (try? String(contentsOfFile: d.directory + "/other.log", encoding: .utf8)) ?? ""
+        #expect((try? UnixSocketClient.ask(d.socket, "PING")) == "PONG", "the other daemon's socket is still there: \(otherLog) \(d.log)")
+
+        // Errors name the path and say the errno in words.
+        for (path, expected) in [(d.directory + "/no/such/dir/g.sock", "/no/such/dir/g.sock: cannot listen: No such file or directory (errno 2)"),
+                                 (d.directory + "/" + String(repeating: "s", count: 120) + ".sock", "a Unix socket path is at most 107 bytes")] {
+            let log = d.directory + "/bad.log"
+            let r = run(geogateBinary, ["serve", "--config", d.configPath, "--socket", path], stderr: log)
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(r == 1 && text.contains(expected), "\(text)")
+        }
     }
 
     @Test func checkOverTheSocketExitCodes() throws {
