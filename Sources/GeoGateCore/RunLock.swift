@@ -17,7 +17,10 @@ public final class RunLock {
     /// Takes the lock, waiting at most `waitSeconds` for another holder (polled
     /// every 50 ms, so the wait is bounded); `waiting` is told once who holds it.
     public init(path: String, waitSeconds: Int, command: String, waiting: (String) -> Void) throws(Failure) {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // flock needs no write access: a lock file another user created (root's
+        // apply before the service user's refresh) is locked read-only, without the note.
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == EACCES { fd = open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else {
             throw Failure(description: "\(path): cannot open the lock file: \(String(cString: strerror(errno)))")
         }

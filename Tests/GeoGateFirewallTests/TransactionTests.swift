@@ -190,4 +190,60 @@ struct TransactionTests {
         let names = r.stdout.split(separator: "\n")
         #expect(names.count == 2 && names[0] != names[1] && names.allSatisfy { $0.hasPrefix("gg-") }, "\(r.stdout)")
     }
+
+    /// Finding 8: run as the refresh unit runs it (the daemon's user, CAP_NET_ADMIN
+    /// its only capability, through setpriv as systemd would set it up), the refresh
+    /// loads the sets and its RELOAD is accepted. As the unit used to run it (root
+    /// with only CAP_NET_ADMIN), the daemon's 0660 socket refuses the connect: the
+    /// refresh fails and puts everything back.
+    @Test func theRefreshUnitsCredentialsReloadTheDaemon() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let ns = Namespace(scratch, tag: "unit")
+        defer { ns.remove() }
+        // The daemon's user (nobody here) owns the data, the state and the runtime directory.
+        let data = scratch.path + "/lib"
+        for dir in [data, scratch.path + "/state", scratch.path + "/run"] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            chown(dir, 65534, 65534)
+        }
+        // The socket's directory too (as /run/geogate is).
+        chown(scratch.path, 65534, 65534)
+        let configPath = refreshConfig(scratch, database: data + "/live.trie", reloadDaemon: true)
+        // The old unit's run: root's own directories, the same daemon.
+        let oldConfig = scratch.write("old.conf", try String(contentsOfFile: configPath, encoding: .utf8)
+            .replacingOccurrences(of: data + "/", with: scratch.path + "/rootlib/")
+            .replacingOccurrences(of: "state-dir: \(scratch.path)/state", with: "state-dir: \(scratch.path)/rootstate")
+            .replacingOccurrences(of: "runtime-dir: \(scratch.path)/run", with: "runtime-dir: \(scratch.path)/rootrun"))
+        for dir in ["rootlib", "rootstate", "rootrun"] {
+            try FileManager.default.createDirectory(atPath: scratch.path + "/" + dir, withIntermediateDirectories: true)
+        }
+        scratch.write("dbip.csv", testDataset)
+        let unit = "setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin"
+        let oldUnit = "setpriv --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin"
+        let first = ns.run("\(unit) \"$GEOGATE\" refresh --config \(configPath)")
+        try #require(first.status == 0, "\(first.stderr)")
+        // Root's copy of the same first data, so the old unit's run sees a change too.
+        try #require(ns.run("cp \(data)/live.trie \(scratch.path)/rootlib/ && cp \(scratch.path)/run/sets \(scratch.path)/rootrun/").status == 0)
+        let daemon = ns.run("""
+            setpriv --reuid 65534 --regid 65534 --clear-groups "$GEOGATE" serve --config \(configPath) > serve.log 2>&1 &
+            for i in $(seq 100); do [ -S geogate.sock ] && exit 0; sleep 0.05; done; exit 1
+            """)
+        try #require(daemon.status == 0, "the daemon did not start")
+        #expect(ns.run("stat -c '%a %u' geogate.sock").stdout == "660 65534\n")
+
+        scratch.write("dbip.csv", TransactionTests.newData)
+        let before = ns.run("ipset save | sort").stdout
+        let old = ns.run("\(oldUnit) \"$GEOGATE\" refresh --config \(oldConfig) --force")
+        #expect(old.status == 1, "\(old.stderr)")
+        #expect(old.stderr.contains("geogate.sock: Permission denied") && old.stderr.contains("everything was put back"), "\(old.stderr)")
+        #expect(ns.run("ipset save | sort").stdout == before)
+
+        let r = ns.run("\(unit) \"$GEOGATE\" refresh --config \(configPath)")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("daemon: OK reloaded"), "\(r.stderr)")
+        #expect(ns.run("cat serve.log").stdout.contains("reloaded (RELOAD from uid 65534 (refresh))"))
+        #expect(ns.run("\"$GEOGATE\" check --socket geogate.sock --profile full 203.0.113.9").stdout == "ALLOW IT country-allowed\n")
+        #expect(ns.run("ipset -q test geogate-full-v4 203.0.113.9 && echo in").stdout == "in\n")
+    }
 }
