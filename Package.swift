@@ -30,6 +30,10 @@ let package = Package(
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         // libipset's session API behind a small exit()-free C shim (variadic callbacks).
         .target(name: "CIPSet", linkerSettings: [.linkedLibrary("ipset")]),
+        // The kernel's connection tracking (libnetfilter_conntrack) for the lockout guard: UDP flows too.
+        .target(name: "CConntrack", linkerSettings: [.linkedLibrary("netfilter_conntrack"), .linkedLibrary("nfnetlink")]),
+        // nft scripts as one kernel transaction through libnftables (`apply --backend nft`).
+        .target(name: "CNFTables", linkerSettings: [.linkedLibrary("nftables")]),
 
         // Addresses, prefixes, country codes, range maps, CIDR cover.
         .target(name: "GeoGateCore", dependencies: ["CGeoGateSupport"]),
@@ -44,7 +48,7 @@ let package = Package(
         // Config and profiles: the one allow/deny precedence, as decisions and as set algebra.
         .target(name: "GeoGatePolicy", dependencies: ["GeoGateCore", .product(name: "Yams", package: "Yams")]),
         // Firewall sets: ipset and nft text, libipset loading, lockout protection.
-        .target(name: "GeoGateFirewall", dependencies: ["GeoGateCore", "GeoGatePolicy", "CIPSet"]),
+        .target(name: "GeoGateFirewall", dependencies: ["GeoGateCore", "GeoGatePolicy", "CIPSet", "CConntrack", "CNFTables"]),
         // The lookup daemon: protocol, snapshots and reload, the SwiftNIO Unix-socket server.
         .target(name: "GeoGateDaemon",
                 dependencies: ["GeoGateCore", "GeoGatePolicy", "GeoGateTrie",

@@ -11,6 +11,8 @@ packages=(
     libmaxmind-db-writer-perl  # MaxMind's own MMDB writer: builds the test/benchmark reference MMDB
     mmdb-bin            # mmdblookup, for checking by hand
     libipset-dev        # loading firewall sets through libipset (geogate apply)
+    libnetfilter-conntrack-dev  # the lockout guard reads the kernel's tracked flows (UDP: SIP phones)
+    libnftables-dev     # apply --backend nft: the nft script as one kernel transaction
     libarchive-dev      # .tar.gz and .zip downloads (geogate refresh)
     ipset iptables nftables iproute2  # the firewall tools the sets are for; the tests drive them in namespaces
     socat util-linux iputils-ping     # test peers: TCP connections for the lockout check, ping through the rules

@@ -1,10 +1,12 @@
 #!/bin/sh
-# The same country filter with nftables: `geogate sets --format nft` writes table
-# inet geogate with interval sets geogate-full-v4 / -v6 in one transaction; the
-# chain below drops new connections from outside them. Re-run after each refresh
-# (refresh.on-change: "sh /etc/geogate/firewall-nft.sh") to reload the sets.
+# The same country filter with nftables: `geogate apply --backend nft` loads table
+# inet geogate with interval sets geogate-full-v4 / -v6 in one transaction through
+# libnftables, under the run lock and after the lockout guard (established TCP and
+# answered TCP/UDP flows); the chain below drops new connections from outside them.
+# (`geogate sets --format nft | nft -f -` loads the same, without lock or guard.)
+# Re-run after each refresh (refresh.on-change: "sh /etc/geogate/firewall-nft.sh").
 set -e
-geogate sets --config /etc/geogate/geogate.conf --db /var/lib/geogate/countries.trie --format nft | nft -f -
+geogate apply --config /etc/geogate/geogate.conf --db /var/lib/geogate/countries.trie --backend nft
 nft -f - <<'NFT'
 add chain inet geogate input { type filter hook input priority -10; policy accept; }
 flush chain inet geogate input

@@ -1,23 +1,87 @@
+import CConntrack
 import GeoGateCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The peers of established incoming TCP connections (SSH, web...) from
-/// /proc/net/tcp and tcp6 of this network namespace: those a new set must keep
-/// letting in, or `apply` would cut the admin off.
+/// The peers a new set must keep letting in, or `apply` would cut them off: the
+/// established incoming TCP connections (SSH, web) from /proc/net/tcp and tcp6, and
+/// the incoming TCP and UDP flows the kernel's connection tracking has seen answered
+/// (SIP phones registered over UDP 5060), of this network namespace.
 public enum Lockout {
-    public struct Connection: Sendable, CustomStringConvertible {
+    public struct Connection: Sendable, Hashable, CustomStringConvertible {
         public let peer: IPAddress
         public let peerPort: Int
         public let localPort: Int
+        public var proto = "tcp"
         public var description: String {
-            "\(peer.family == .v6 ? "[\(peer)]" : "\(peer)"):\(peerPort) -> local port \(localPort)"
+            "\(peer.family == .v6 ? "[\(peer)]" : "\(peer)"):\(peerPort) -> local \(proto) port \(localPort)"
         }
     }
 
-    /// Established connections whose local port is a listening port.
-    public static func incomingConnections(procNet: String = "/proc/net") -> [Connection] {
+    /// Both sources, without repeats.
+    public static func incomingConnections() -> [Connection] {
+        var seen = Set<Connection>()
+        return (establishedTCP() + trackedFlows()).filter { seen.insert($0).inserted }
+    }
+
+    /// Incoming flows from connection tracking: answered (traffic seen both ways;
+    /// a TCP flow also established), sent to one of this host's addresses. An
+    /// unanswered probe does not count. Without conntrack (no module, no rule that
+    /// makes the kernel track) the list is empty.
+    public static func trackedFlows(limit: Int = 1 << 20) -> [Connection] {
+        var flows: UnsafeMutablePointer<gg_flow>?
+        var error = [CChar](repeating: 0, count: 256)
+        let count = gg_conntrack_dump(&flows, limit, &error, error.count)
+        guard count > 0, let flows else { free(flows); return [] }
+        defer { free(flows) }
+        let local = localAddresses()
+        var out: [Connection] = []
+        for f in UnsafeBufferPointer(start: flows, count: count) {
+            guard f.assured != 0, f.protocol == 17 || (f.protocol == 6 && f.established != 0) else { continue }
+            let family: IPFamily = f.family == 4 ? .v4 : .v6
+            let source = address(f.src, family), destination = address(f.dst, family)
+            guard local.contains(destination) else { continue }
+            out.append(Connection(peer: source.unmappedIPv4 ?? source, peerPort: Int(f.src_port), localPort: Int(f.dst_port),
+                                  proto: f.protocol == 6 ? "tcp" : "udp"))
+        }
+        return out
+    }
+
+    static func address(_ bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8), _ family: IPFamily) -> IPAddress {
+        withUnsafeBytes(of: bytes) { raw in
+            var value: UInt128 = 0
+            for i in 0..<(family == .v4 ? 4 : 16) { value = value << 8 | UInt128(raw[i]) }
+            return IPAddress(family: family, value: value)
+        }
+    }
+
+    /// This namespace's own addresses (getifaddrs).
+    static func localAddresses() -> Set<IPAddress> {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return [] }
+        defer { freeifaddrs(list) }
+        var out = Set<IPAddress>()
+        var cursor = list
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let sa = entry.pointee.ifa_addr else { continue }
+            if Int32(sa.pointee.sa_family) == AF_INET {
+                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    out.insert(IPAddress(family: .v4, value: UInt128(UInt32(bigEndian: $0.pointee.sin_addr.s_addr))))
+                }
+            } else if Int32(sa.pointee.sa_family) == AF_INET6 {
+                sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    out.insert(address($0.pointee.sin6_addr.__in6_u.__u6_addr8, .v6))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Established TCP connections whose local port is a listening port.
+    public static func establishedTCP(procNet: String = "/proc/net") -> [Connection] {
         var entries: [(state: Int, local: (IPAddress, Int), remote: (IPAddress, Int))] = []
         for (file, family) in [("tcp", IPFamily.v4), ("tcp6", IPFamily.v6)] {
             guard let bytes = try? readWholeFile("\(procNet)/\(file)") else { continue }

@@ -77,25 +77,33 @@ struct Sets: ParsableCommand {
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load the full-server sets into the kernel through libipset, as one transaction.",
+        abstract: "Load the full-server sets into the kernel, as one transaction (libipset, or libnftables with --backend nft).",
         discussion: """
             Takes the run lock (<runtime-dir>/geogate.lock, shared with refresh and rollback; waits at most \
-            lock-wait). Every new set is filled as a temporary set, then all are swapped with the live sets (rules \
-            that use them keep working) and the old contents destroyed; on any failure every live set stays as it \
-            was. Only sets geogate created (recorded in <runtime-dir>/sets) are replaced: a live set of that name \
-            that is not geogate's is refused unless adopted (--adopt NAME, or adopt-sets: in the config). Before \
-            changing anything, apply checks the established incoming TCP connections (SSH, web) against the new \
-            sets and refuses, listing them, if one would be cut off, unless --force. Needs CAP_NET_ADMIN. Exit 0 \
-            applied, 1 refused or failed (nothing changed), 2 usage or bad config.
+            lock-wait). Before changing anything, apply checks the established incoming TCP connections and the \
+            answered TCP and UDP flows of connection tracking (SIP phones) against the new sets and refuses, \
+            listing them, if one would be cut off, unless --force. ipset: every new set is filled as a temporary \
+            set, then all are swapped with the live sets (rules that use them keep working) and the old contents \
+            destroyed; on any failure every live set stays as it was. Only sets geogate created (recorded in \
+            <runtime-dir>/sets) are replaced: a live set of that name that is not geogate's is refused unless \
+            adopted (--adopt NAME, or adopt-sets: in the config). nft: the sets of table inet geogate are created \
+            or flushed and refilled in one nft transaction. Needs CAP_NET_ADMIN. Exit 0 applied, 1 refused or \
+            failed (nothing changed), 2 usage or bad config.
             """)
 
     @OptionGroup var options: PolicyOptions
     @Option(help: "Only this profile.") var profile: String?
+    @Option(help: ArgumentHelp("ipset (libipset, for iptables rules) or nft (libnftables, table inet geogate).", valueName: "B"))
+    var backend = "ipset"
     @Flag(help: "Print what would change per set (entries added/removed) and touch nothing.") var dryRun = false
     @Flag(help: "Apply even if established connections would be cut off.") var force = false
     @Flag(help: "Also one set per country and family.") var perCountry = false
-    @Option(help: ArgumentHelp("Replace this live set although geogate did not create it (repeatable).", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Replace this live set although geogate did not create it (repeatable; ipset).", valueName: "NAME"))
     var adopt: [String] = []
+
+    func validate() throws {
+        guard backend == "ipset" || backend == "nft" else { throw ValidationError("--backend is ipset or nft") }
+    }
 
     func run() throws {
         let (cfg, trie) = try options.load()
@@ -110,14 +118,17 @@ struct Apply: ParsableCommand {
             throw failed(error)
         }
         defer { lock.release() }
-        var loader: SetLoader
-        let changes: [SetLoader.Change]
-        do {
-            loader = try LiveState.loader(cfg, adopt: adopt)
-            try loader.checkOwnership(sets)
-            changes = try loader.changes(sets)
-        } catch { throw failed(error) }
-        for c in changes { print((dryRun ? "would change " : "") + c.description) }
+        var loader: SetLoader?
+        if backend == "ipset" {
+            do {
+                var ipset = try LiveState.loader(cfg, adopt: adopt)
+                try ipset.checkOwnership(sets)
+                for c in try ipset.changes(sets) { print((dryRun ? "would change " : "") + c.description) }
+                loader = ipset
+            } catch { throw failed(error) }
+        } else {
+            for set in sets { print("\(dryRun ? "would change " : "")\(set.name) (table inet \(NFTText.table)): \(set.addresses.intervals.count) ranges (\(set.origin))") }
+        }
         let cut = SetLoader.lockouts(sets, connections: Lockout.incomingConnections())
         if !cut.isEmpty {
             let refusal = SetLoader.LockoutRefusal(cutOff: cut)
@@ -128,7 +139,9 @@ struct Apply: ParsableCommand {
             printError("geogate: --force: applying although \(cut.count) established connection(s) will be cut off")
         }
         if dryRun { return }
-        do { try loader.load(sets) } catch { throw failed(error) }
+        do {
+            if var ipset = loader { try ipset.load(sets) } else { try NFTLoader.load(sets) }
+        } catch { throw failed(error) }
         print("applied \(sets.count) set\(sets.count == 1 ? "" : "s")")
     }
 }

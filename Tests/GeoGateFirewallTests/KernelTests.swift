@@ -245,12 +245,68 @@ struct KernelTests {
         try #require(setup.status == 0, "\(setup.stderr)")
         let dry = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --dry-run; echo status $?; ipset list -n")
         #expect(dry.stdout.contains("would change geogate-full-v4: new set"))
-        #expect(dry.stderr.contains("192.0.2.10:") && dry.stderr.contains("local port 2222") && dry.stderr.contains("geogate-full-v4"), "\(dry.stderr)")
+        #expect(dry.stderr.contains("192.0.2.10:") && dry.stderr.contains("local tcp port 2222") && dry.stderr.contains("geogate-full-v4"), "\(dry.stderr)")
         let refused = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie); echo status $?; ipset list -n")
         #expect(refused.stdout.hasSuffix("status 1\n"), "refused, and no set was created: \(refused.stdout)")
         #expect(refused.stderr.contains("refusing to apply"))
         let forced = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --force; echo status $?; ipset list -n | sort | tr '\\n' ' '")
         #expect(forced.stdout.hasSuffix("status 0\ngeogate-full-v4 geogate-full-v6 "), "\(forced.stdout) \(forced.stderr)")
+    }
+
+    /// Finding 9: a SIP phone in a to-be-blocked country, registered over UDP 5060
+    /// (a flow the kernel's connection tracking has seen answered): apply refuses,
+    /// with ipset and with the nft backend, and names the flow; --force applies.
+    /// The nft backend loads through libnftables in one transaction: a script the
+    /// kernel refuses (a set of another type in the way) changes nothing.
+    @Test func aUDPPeerFromABlockedCountryStopsApplyOnBothBackends() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (trie, config) = prepare(scratch, dataset: testDataset, config: testConfig)
+        let server = Namespace(scratch, tag: "usrv"), client = Namespace(scratch, tag: "ucli")
+        defer { client.remove(); server.remove() }
+        let link = connect(server, client, link: "gu", serverAddresses: ["203.0.113.1"], clientAddresses: ["192.0.2.10"], scratch: scratch)
+        try #require(link.status == 0, "\(link.stderr)")
+        // A stateful rule, as any real firewall has: it makes the kernel track flows.
+        try #require(server.run("iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT").status == 0)
+        let phone = bash("""
+            ip netns exec \(server.name) timeout 60 socat UDP-RECVFROM:5060,fork EXEC:cat > /dev/null 2>&1 &
+            sleep 0.3
+            ip netns exec \(client.name) timeout 60 bash -c 'while sleep 0.2; do echo REGISTER; done | socat - UDP:203.0.113.1:5060,bind=192.0.2.10,sourceport=5062' > /dev/null 2>&1 &
+            exit 0
+            """, in: scratch)
+        try #require(phone.status == 0)
+        // UDP flows count as answered once they have lasted a couple of seconds both ways.
+        var dry = CommandResult(status: 0, stdout: "", stderr: "")
+        for _ in 0..<40 {
+            dry = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --dry-run")
+            if dry.stderr.contains("udp") { break }
+            usleep(250_000)
+        }
+        #expect(dry.stderr.contains("192.0.2.10:5062 -> local udp port 5060 not in geogate-full-v4"), "\(dry.stderr)")
+        let ipset = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie); echo status $?; ipset list -n")
+        #expect(ipset.stdout.hasSuffix("status 1\n") && ipset.stderr.contains("refusing to apply"), "\(ipset.stdout) \(ipset.stderr)")
+        let nft = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --backend nft; echo status $?; nft list tables | grep -c geogate")
+        #expect(nft.stdout.hasSuffix("status 1\n0\n") && nft.stderr.contains("local udp port 5060"), "\(nft.stdout) \(nft.stderr)")
+
+        // A set of another type in geogate's table: nft refuses the whole script.
+        let conflict = server.run("""
+            nft add table inet geogate
+            nft add set inet geogate geogate-full-v6 '{ type ipv4_addr; }'
+            nft list table inet geogate > before
+            "$GEOGATE" apply --config \(config) --db \(trie) --backend nft --force > /dev/null; echo status $?
+            nft list table inet geogate > after
+            cmp -s before after && echo unchanged
+            nft delete table inet geogate
+            """)
+        #expect(conflict.stdout == "status 1\nunchanged\n", "\(conflict.stdout) \(conflict.stderr)")
+        #expect(conflict.stderr.contains("nft refused the sets (table inet geogate)"), "\(conflict.stderr)")
+
+        let forced = server.run("""
+            "$GEOGATE" apply --config \(config) --db \(trie) --backend nft --force; echo status $?
+            nft get element inet geogate geogate-full-v4 '{ 198.51.100.7 }' > /dev/null && echo member
+            nft get element inet geogate geogate-full-v4 '{ 192.0.2.10 }' > /dev/null 2>&1 || echo not-member
+            """)
+        #expect(forced.stdout.hasSuffix("status 0\nmember\nnot-member\n"), "\(forced.stdout) \(forced.stderr)")
     }
 
     /// A failure half-way (the second set's swap fails after the first was
