@@ -148,6 +148,11 @@ public struct RangeMapBuilder: Sendable {
 
     public var count: Int { entries.count }
 
+    public mutating func reserveCapacity(_ n: Int) {
+        entries.reserveCapacity(n)
+        lines.reserveCapacity(n)
+    }
+
     /// Adds a range. The caller has checked start <= end and the family's bounds.
     @inlinable
     public mutating func add(start: UInt128, end: UInt128, country: CountryCode, line: Int) {
@@ -156,32 +161,68 @@ public struct RangeMapBuilder: Sendable {
         lines.append(Int32(truncatingIfNeeded: line))
     }
 
-    public func build() throws(RangeMapError) -> RangeMap {
-        var order: [Int]? = nil
-        if !sorted {
-            // Sort an index array so the line numbers follow; stable by line for ties.
-            order = entries.indices.sorted { (entries[$0].start, lines[$0]) < (entries[$1].start, lines[$1]) }
-        }
-        var result: [AddressRange] = []
-        result.reserveCapacity(entries.count)
+    /// Sorts (stable by line), checks overlaps and coalesces, in place: the ranges
+    /// are never held twice (an input at the size limit would otherwise need a
+    /// second copy of every range), and the builder is left empty.
+    public mutating func build() throws(RangeMapError) -> RangeMap {
+        if !sorted { sortInPlace() }
+        var ranges = entries
+        let lines = self.lines
+        entries = []
+        self.lines = []
+        // Compaction: `kept` ranges at the front are the result so far.
+        var kept = 0
         var lastLine = 0
-        for k in entries.indices {
-            let i = order?[k] ?? k
-            let r = entries[i]
+        for i in ranges.indices {
+            let r = ranges[i]
             let line = Int(lines[i])
-            if let last = result.last, last.end >= r.start {
+            if kept > 0 && ranges[kept - 1].end >= r.start {
                 // Overlap.
+                let last = ranges[kept - 1]
                 guard last.country == r.country else {
                     throw .conflictingOverlap(firstLine: lastLine, first: last.country, secondLine: line,
                                               second: r.country, family: family,
                                               start: r.start, end: min(last.end, r.end))
                 }
-                if r.end > last.end { result[result.count - 1].end = r.end; lastLine = line }
+                if r.end > last.end { ranges[kept - 1].end = r.end; lastLine = line }
                 continue
             }
-            RangeMap.appendCoalescing(r, to: &result)
+            // Adjacent with the same country: one range.
+            if kept > 0, ranges[kept - 1].country == r.country, ranges[kept - 1].end != .max, ranges[kept - 1].end + 1 == r.start {
+                ranges[kept - 1].end = r.end
+            } else {
+                ranges[kept] = r
+                kept += 1
+            }
             lastLine = line
         }
-        return RangeMap(family: family, normalized: result)
+        ranges.removeLast(ranges.count - kept)
+        return RangeMap(family: family, normalized: ranges)
+    }
+
+    /// Sorts the ranges and their lines together by (start, line): an index array
+    /// (4 bytes a range) is sorted, then applied to both arrays by following its
+    /// cycles, so no second copy of the ranges is made.
+    mutating func sortInPlace() {
+        var order = (0..<Int32(entries.count)).map { $0 }
+        order.sort { (entries[Int($0)].start, lines[Int($0)]) < (entries[Int($1)].start, lines[Int($1)]) }
+        // Position k takes the element at order[k]; done positions are marked -1.
+        for start in order.indices where order[start] >= 0 {
+            let savedRange = entries[start], savedLine = lines[start]
+            var k = start
+            while true {
+                let from = Int(order[k])
+                order[k] = -1
+                if from == start {
+                    entries[k] = savedRange
+                    lines[k] = savedLine
+                    break
+                }
+                entries[k] = entries[from]
+                lines[k] = lines[from]
+                k = from
+            }
+        }
+        sorted = true
     }
 }

@@ -65,44 +65,25 @@ extension Substring {
 
 /// Reads input files into `ImportedSource`s: detects each format (unless forced),
 /// and pairs MaxMind blocks files with their Locations file (given among the
-/// inputs, or found beside the blocks file).
+/// inputs, or found beside the blocks file). Each file is parsed as soon as it is
+/// read and its text let go, so one input's text is in memory at a time.
 public enum SourceLoader {
     public static func load(paths: [String], format forced: SourceFormat? = nil,
-                            options: ImportOptions = ImportOptions()) throws(ImportError) -> [ImportedSource] {
-        var files: [(SourceFile, SourceFormat)] = []
-        for path in paths {
-            let file = try SourceFile.read(path: path, options: options)
-            let format: SourceFormat
-            if let forced {
-                // A forced CSV format still lets a Locations file through as the companion.
-                format = (forced == .maxmindCSV && SourceFormat.detect(file) == .maxmindLocations) ? .maxmindLocations : forced
-            } else {
-                guard let detected = SourceFormat.detect(file) else {
-                    if file.content.isEmpty { throw ImportError(file: path, reason: "empty input: the file has no data") }
-                    throw ImportError(file: path, reason: "unknown format: not an MMDB, a range CSV, MaxMind CSV, RIR statistics or a CIDR list (use --format to force one)")
-                }
-                format = detected
-            }
-            files.append((file, format))
-        }
-        // Locations for MaxMind blocks: given, or looked for beside the first blocks file.
-        var locations: MaxMindCSV.Locations?
-        if files.contains(where: { $0.1 == .maxmindCSV }) {
-            if let given = files.first(where: { $0.1 == .maxmindLocations }) {
-                locations = try MaxMindCSV.parseLocations(given.0)
-            } else {
-                let blocks = files.first(where: { $0.1 == .maxmindCSV })!.0
-                let directory = blocks.path.contains("/") ? String(blocks.path[..<blocks.path.lastIndex(of: "/")!]) + "/" : ""
-                let edition = blocks.name.components(before: "-Blocks-") ?? "GeoLite2-Country"
-                let candidate = "\(directory)\(edition)-Locations-en.csv"
-                guard let file = try? SourceFile.read(path: candidate, options: options) else {
-                    throw ImportError(file: blocks.path, reason: "MaxMind blocks need their Locations file: pass it as an input, or put \(candidate) beside the blocks")
-                }
-                locations = try MaxMindCSV.parseLocations(file)
-            }
-        }
+                            options given: ImportOptions = ImportOptions()) throws(ImportError) -> [ImportedSource] {
+        var options = given
         var sources: [ImportedSource] = []
-        for (file, format) in files {
+        var locations: MaxMindCSV.Locations?
+        for (i, path) in paths.enumerated() {
+            let file = try SourceFile.read(path: path, options: options)
+            let format = try detect(file, forced: forced)
+            if format == .maxmindLocations {
+                if locations == nil { locations = try MaxMindCSV.parseLocations(file) }
+                continue
+            }
+            if format == .maxmindCSV && locations == nil {
+                locations = try findLocations(for: file, among: paths[(i + 1)...], forced: forced, options: options)
+            }
+            options.rangesBefore = given.rangesBefore + sources.reduce(0) { $0 + $1.v4.ranges.count + $1.v6.ranges.count }
             switch format {
             case .tor, .dbipCSV: sources.append(try RangeCSV.parse(file, format: format, options: options))
             case .maxmindCSV: sources.append(try MaxMindCSV.parseBlocks(file, locations: locations!, options: options))
@@ -117,6 +98,35 @@ public enum SourceLoader {
         }
         return sources
     }
+
+    static func detect(_ file: SourceFile, forced: SourceFormat?) throws(ImportError) -> SourceFormat {
+        if let forced {
+            // A forced CSV format still lets a Locations file through as the companion.
+            return (forced == .maxmindCSV && SourceFormat.detect(file) == .maxmindLocations) ? .maxmindLocations : forced
+        }
+        guard let detected = SourceFormat.detect(file) else {
+            if file.content.isEmpty { throw ImportError(file: file.path, reason: "empty input: the file has no data") }
+            throw ImportError(file: file.path, reason: "unknown format: not an MMDB, a range CSV, MaxMind CSV, RIR statistics or a CIDR list (use --format to force one)")
+        }
+        return detected
+    }
+
+    /// The Locations file for a MaxMind blocks file: a later input, else the file
+    /// beside the blocks named after its edition.
+    static func findLocations(for blocks: SourceFile, among later: ArraySlice<String>, forced: SourceFormat?,
+                              options: ImportOptions) throws(ImportError) -> MaxMindCSV.Locations {
+        for path in later {
+            let file = try SourceFile.read(path: path, options: options)
+            if (try? detect(file, forced: forced)) == .maxmindLocations { return try MaxMindCSV.parseLocations(file) }
+        }
+        let directory = blocks.path.contains("/") ? String(blocks.path[..<blocks.path.lastIndex(of: "/")!]) + "/" : ""
+        let edition = blocks.name.components(before: "-Blocks-") ?? "GeoLite2-Country"
+        let candidate = "\(directory)\(edition)-Locations-en.csv"
+        guard let file = try? SourceFile.read(path: candidate, options: options) else {
+            throw ImportError(file: blocks.path, reason: "MaxMind blocks need their Locations file: pass it as an input, or put \(candidate) beside the blocks")
+        }
+        return try MaxMindCSV.parseLocations(file)
+    }
 }
 
 extension String {
@@ -130,19 +140,25 @@ extension String {
 public struct CountryDataset: Sendable {
     public var v4: RangeMap
     public var v6: RangeMap
-    public var sources: [ImportedSource]
 
     /// Merges sources in order: where two overlap, the later one wins. Within one
     /// source overlapping ranges of different countries were already an error.
     public init(sources: [ImportedSource]) {
         var v4 = RangeMap(family: .v4), v6 = RangeMap(family: .v6)
         for source in sources {
-            v4 = v4.overlaid(with: source.v4)
-            v6 = v6.overlaid(with: source.v6)
+            // The first source is taken as it is (shared, not copied).
+            v4 = v4.ranges.isEmpty ? source.v4 : v4.overlaid(with: source.v4)
+            v6 = v6.ranges.isEmpty ? source.v6 : v6.overlaid(with: source.v6)
         }
         self.v4 = v4
         self.v6 = v6
-        self.sources = sources
+    }
+
+    /// Merges and lets go of the sources' own maps (their names, digests and
+    /// counts stay), so the ranges are not held twice while the trie is built.
+    public init(taking sources: inout [ImportedSource]) {
+        self.init(sources: sources)
+        for i in sources.indices { sources[i].releaseRanges() }
     }
 
     public func map(for family: IPFamily) -> RangeMap { family == .v4 ? v4 : v6 }

@@ -34,6 +34,12 @@ public struct ImportOptions: Sendable {
     /// stays within a few hundred MB on any input (real sources are 10-30 MB).
     public static let defaultMaximumInputBytes = 64 << 20
     public var maximumInputBytes = ImportOptions.defaultMaximumInputBytes
+    /// The most ranges all inputs together may hold (the embedded dataset has about
+    /// 660,000): with the input limit, it keeps compile under 300 MB on any input.
+    public static let defaultMaximumRanges = 1_500_000
+    public var maximumRanges = ImportOptions.defaultMaximumRanges
+    /// Ranges the inputs before these already hold (SourceLoader adds its own as it goes).
+    public var rangesBefore = 0
 
     public init(skipInvalid: Bool = false, listCountry: String? = nil) {
         self.skipInvalid = skipInvalid

@@ -32,6 +32,18 @@ public struct ImportedSource: Sendable {
     public var unassignedRanges: Int
 
     public func map(for family: IPFamily) -> RangeMap { family == .v4 ? v4 : v6 }
+
+    /// Range counts as parsed, also once the maps are released.
+    public var v4Count: Int { released?.v4 ?? v4.ranges.count }
+    public var v6Count: Int { released?.v6 ?? v6.ranges.count }
+    var released: (v4: Int, v6: Int)? = nil
+
+    /// Lets go of the ranges (CountryDataset(taking:) has merged them).
+    mutating func releaseRanges() {
+        released = (v4.ranges.count, v6.ranges.count)
+        v4 = RangeMap(family: .v4)
+        v6 = RangeMap(family: .v6)
+    }
 }
 
 /// Collects one source's ranges with the error policy of `ImportOptions`, then
@@ -46,11 +58,19 @@ struct RangeSink {
     var unassignedRanges = 0
     /// Where the first skipped line was, for the summary message.
     var firstSkipped: ImportError?
+    /// Set when a range past options.maximumRanges was dropped: finish() refuses.
+    var overRangeLimit = false
 
     init(file: SourceFile, format: SourceFormat, options: ImportOptions) {
         self.file = file
         self.format = format
         self.options = options
+        // Room for as many ranges as the text could hold (a line is at least 16
+        // bytes), reserved as address space: the arrays never grow by copying, which
+        // would hold the ranges twice at the peak.
+        let most = file.content.count / 16 + 16
+        v4.reserveCapacity(most)
+        v6.reserveCapacity(most)
     }
 
     /// A malformed line: fatal, or counted and skipped under `--skip-invalid`.
@@ -63,6 +83,11 @@ struct RangeSink {
 
     @inline(__always)
     mutating func add(family: IPFamily, start: UInt128, end: UInt128, country: CountryCode, line: Int) {
+        // Counted as they come, so the ranges held never pass the limit.
+        if v4.count + v6.count + options.rangesBefore >= options.maximumRanges {
+            overRangeLimit = true
+            return
+        }
         if family == .v4 {
             v4.add(start: start, end: end, country: country, line: line)
         } else if end < RangeSink.mappedFirst || start > RangeSink.mappedLast {
@@ -104,7 +129,12 @@ struct RangeSink {
         add(family: start.family, start: start.value, end: end.value, country: country, line: line)
     }
 
-    func finish() throws(ImportError) -> ImportedSource {
+    mutating func finish() throws(ImportError) -> ImportedSource {
+        if overRangeLimit {
+            throw ImportError(file: file.path, reason: "holds more than \(options.maximumRanges - options.rangesBefore) ranges"
+                + (options.rangesBefore > 0 ? " (the inputs before it hold \(options.rangesBefore))" : "")
+                + ": over the range limit of \(options.maximumRanges) (--max-ranges, refresh.max-ranges)")
+        }
         let v4Map: RangeMap
         let v6Map: RangeMap
         do {

@@ -18,6 +18,10 @@ public struct RefreshConfig: Sendable, Equatable {
     /// The largest input accepted after decompression, and the largest plain input
     /// file: compile and refresh stay within a few hundred MB on any input.
     public var maxInputMegabytes = 64
+    /// The most ranges all sources together may hold.
+    public var maxRanges = 1_500_000
+    /// The most trie nodes a refresh's compile may build.
+    public var maxNodes = 500_000
     /// Further attempts after a 5xx, a 429 or a network error (not after another 4xx).
     public var retries = 3
     /// The first wait before a retry, doubled for each next one.
@@ -80,7 +84,7 @@ public struct RefreshSource: Sendable, Equatable {
 extension Reader {
     func refreshConfig(_ node: Node) throws(ConfigError) -> RefreshConfig {
         var r = RefreshConfig()
-        let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "retries", "retry-delay-ms", "max-size-mb",
+        let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "max-ranges", "max-nodes", "retries", "retry-delay-ms", "max-size-mb",
                                   "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
                                   "on-change"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
@@ -93,6 +97,8 @@ extension Reader {
             case "idle-timeout": r.idleTimeoutSeconds = try positiveDuration(v, key)
             case "deadline": r.deadlineSeconds = try positiveDuration(v, key)
             case "max-input-mb": r.maxInputMegabytes = try number(v, key, 1...4096)
+            case "max-ranges": r.maxRanges = try number(v, key, 1...100_000_000)
+            case "max-nodes": r.maxNodes = try number(v, key, 1...100_000_000)
             case "retries": r.retries = try number(v, key, 0...20)
             case "retry-delay-ms": r.retryDelayMilliseconds = try number(v, key, 0...600_000)
             case "max-size-mb": r.maxSizeMegabytes = try number(v, key, 1...65_536)

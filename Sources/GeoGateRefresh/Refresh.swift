@@ -62,12 +62,15 @@ public struct Refresher {
         var sources: [ImportedSource] = []
         var options = ImportOptions()
         options.maximumInputBytes = settings.maxInputMegabytes << 20
+        options.maximumRanges = settings.maxRanges
         for f in fetched {
             do {
+                // The range limit counts every source's ranges together.
+                options.rangesBefore = sources.reduce(0) { $0 + $1.v4Count + $1.v6Count }
                 sources += try SourceLoader.load(paths: f.inputs, format: f.format.flatMap(SourceFormat.init(rawValue:)), options: options)
             } catch { throw RefreshError("\(f.download.name): \(error)") }
         }
-        let dataset = CountryDataset(sources: sources)
+        let dataset = CountryDataset(taking: &sources)
         let current = try? TrieFile(path: live)
 
         // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from.
@@ -90,7 +93,8 @@ public struct Refresher {
             TrieMetadata.Source(name: $0.name, sha256: $0.sha256, storedSize: UInt64($0.storedSize), format: $0.format.rawValue)
         }
         let bytes: [UInt8]
-        do { bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: now) } catch {
+        do { bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: now,
+                                         maxNodes: settings.maxNodes) } catch {
             throw RefreshError("compile: \(error)")
         }
         try checkDeadline(deadline, before: "switching to the new data")

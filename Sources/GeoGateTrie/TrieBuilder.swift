@@ -12,6 +12,12 @@ struct TrieBuilder {
     var nodes: [UInt8] = []
     /// The nodes of the family being built, before layout.
     var pending: [PendingNode] = []
+    /// Nodes built so far, both families: a builder node costs a few hundred bytes
+    /// before layout, so their number is capped (scattered IPv6 host routes need up
+    /// to seven each). Past the cap the builder stops descending and says so here.
+    var nodesBuilt = 0
+    var maxNodes = Int.max
+    var overNodeLimit = false
 
     init(countries: [CountryCode]) {
         var index: [CountryCode: UInt16] = [:]
@@ -108,6 +114,11 @@ struct TrieBuilder {
     mutating func subtree(_ b: Boundaries, low: UInt128, remainingBits: Int, range: Range<Int>,
                           countryAtLow: UInt16) -> Value {
         if range.isEmpty { return .leaf(countryAtLow) }
+        if nodesBuilt >= maxNodes {
+            overNodeLimit = true
+            return .leaf(countryAtLow)
+        }
+        nodesBuilt += 1
         let shift = UInt128(remainingBits - TrieFormat.strideBits)
         var keys: [UInt16] = [0]
         var values: [Value] = [.leaf(countryAtLow)]

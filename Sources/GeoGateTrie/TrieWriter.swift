@@ -1,5 +1,8 @@
 import CZlib
 import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a trie file records about its inputs (the `info` command prints it).
 public struct TrieMetadata: Sendable, Equatable {
@@ -49,8 +52,11 @@ public struct TrieWriteError: Error, CustomStringConvertible, Sendable {
 /// Builds the bytes of a trie file from two range maps. The same maps and metadata
 /// always give the same bytes.
 public enum TrieWriter {
+    /// Trie nodes a compile may build (the embedded dataset needs about 20,000).
+    public static let defaultMaximumNodes = 500_000
+
     public static func bytes(v4: RangeMap, v6: RangeMap, sources: [TrieMetadata.Source],
-                             buildTime: Int64) throws(TrieWriteError) -> [UInt8] {
+                             buildTime: Int64, maxNodes: Int = TrieWriter.defaultMaximumNodes) throws(TrieWriteError) -> [UInt8] {
         precondition(v4.family == .v4 && v6.family == .v6)
         for source in sources where !TrieMetadata.isPrintableName(source.name.utf8) {
             throw TrieWriteError(description: "source name \(SafeText.field(source.name)) holds control characters: refused (it would reach logs and protocol answers)")
@@ -65,8 +71,13 @@ public enum TrieWriter {
             throw TrieWriteError(description: "\(used.count) distinct country codes; the format holds at most \(TrieFormat.maxCountries)")
         }
         var builder = TrieBuilder(countries: used)
+        builder.maxNodes = maxNodes
         let root4 = builder.buildIPv4(v4)
         let root6 = builder.buildIPv6(v6)
+        guard !builder.overNodeLimit else {
+            throw TrieWriteError(description: "the data needs more than \(maxNodes) trie nodes (scattered networks, such as "
+                + "many IPv6 host routes, need up to seven each): refused to stay within memory (--max-nodes, refresh.max-nodes)")
+        }
         builder.nodes.append(contentsOf: repeatElement(0, count: NodeSearch.sectionSlack))
         guard builder.nodes.count / 4 < Int(TrieFormat.nodeFlag) else {
             throw TrieWriteError(description: "the nodes section exceeds the format's 8 GiB limit")

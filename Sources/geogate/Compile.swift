@@ -39,6 +39,12 @@ struct Compile: ParsableCommand {
     @Option(help: ArgumentHelp("The largest input accepted, as stored and after decompression, in MiB.", valueName: "MB"))
     var maxInputMb = ImportOptions.defaultMaximumInputBytes >> 20
 
+    @Option(help: ArgumentHelp("The most ranges all inputs together may hold.", valueName: "N"))
+    var maxRanges = ImportOptions.defaultMaximumRanges
+
+    @Option(help: ArgumentHelp("The most trie nodes the compile may build.", valueName: "N"))
+    var maxNodes = TrieWriter.defaultMaximumNodes
+
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
@@ -47,6 +53,8 @@ struct Compile: ParsableCommand {
             throw ValidationError("unknown --format '\(format)'; one of: \(SourceFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard (1...4096).contains(maxInputMb) else { throw ValidationError("--max-input-mb is 1...4096") }
+        guard (1...100_000_000).contains(maxRanges) else { throw ValidationError("--max-ranges is 1...100000000") }
+        guard (1...100_000_000).contains(maxNodes) else { throw ValidationError("--max-nodes is 1...100000000") }
         if let country, CountryCode(country) == nil {
             throw ValidationError("--country '\(country)' is not a known country code")
         }
@@ -64,24 +72,25 @@ struct Compile: ParsableCommand {
         }
         var options = ImportOptions(skipInvalid: skipInvalid, listCountry: country)
         options.maximumInputBytes = maxInputMb << 20
-        let sources: [ImportedSource]
+        options.maximumRanges = maxRanges
+        var sources: [ImportedSource]
         do {
             sources = try SourceLoader.load(paths: paths, format: format.flatMap(SourceFormat.init(rawValue:)), options: options)
         } catch {
             printError("geogate: \(error)")
             throw ExitCode(1)
         }
-        let dataset = CountryDataset(sources: sources)
+        let dataset = CountryDataset(taking: &sources)
         let time = buildTime ?? getenv("SOURCE_DATE_EPOCH").flatMap { Int64(String(cString: $0)) } ?? Int64(time(nil))
         let metadataSources = sources.map {
             TrieMetadata.Source(name: $0.name, sha256: $0.sha256, storedSize: UInt64($0.storedSize), format: $0.format.rawValue)
         }
         do {
-            let bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: time)
+            let bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: time, maxNodes: maxNodes)
             try AtomicFile.write(bytes, to: output)
             if !quiet {
                 for s in sources {
-                    var line = "  \(s.name) [\(s.format.rawValue)]: \(s.v4.ranges.count) IPv4 and \(s.v6.ranges.count) IPv6 ranges"
+                    var line = "  \(s.name) [\(s.format.rawValue)]: \(s.v4Count) IPv4 and \(s.v6Count) IPv6 ranges"
                     if s.skippedLines > 0 { line += ", \(s.skippedLines) malformed lines skipped" }
                     printError(line)
                 }

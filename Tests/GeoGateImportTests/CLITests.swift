@@ -59,6 +59,47 @@ func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResul
         #expect(embedded.status == 0, "\(embedded.stderr)")
         #expect(embedded.kib < 300 * 1024, "peak \(embedded.kib) KiB")
         print("embedded dataset: VmHWM \(embedded.kib) KiB, \(embedded.seconds) s")
+        // The worst inputs under the default limits: the most ranges a 64 MiB text can
+        // hold (2.4 million IPv4 /32s: refused by the range limit), the range limit
+        // itself (1.5 million: compiled), and scattered IPv6 host routes that need more
+        // trie nodes than the node limit allows (refused): all far under 300 MB.
+        let gen = Process()
+        gen.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        gen.arguments = ["-c", """
+            import random
+            cc = ['AU', 'CN', 'IT', 'DE']
+            with open('\(dir.path)/dense.csv', 'w') as o:
+                size = i = 0
+                while size < 63 * 1024 * 1024:
+                    v = 16777216 + i * 2
+                    line = f'{v>>24}.{(v>>16)&255}.{(v>>8)&255}.{v&255},{v>>24}.{(v>>16)&255}.{(v>>8)&255}.{v&255},{cc[i%4]}\\n'
+                    o.write(line); size += len(line); i += 1
+            random.seed(3)
+            with open('\(dir.path)/scattered6.csv', 'w') as o:
+                for i, s in enumerate(sorted(set(random.getrandbits(125) for _ in range(200000)))):
+                    v = (1 << 125) | s
+                    a = ':'.join('%x' % ((v >> (112 - 16 * k)) & 0xffff) for k in range(8))
+                    o.write(f'{a},{a},{cc[i%4]}\\n')
+            """]
+        try gen.run()
+        gen.waitUntilExit()
+        try #require(gen.terminationStatus == 0)
+        let dense = try measured(["compile", dir.path + "/dense.csv", "-o", dir.path + "/d.trie"], in: dir)
+        #expect(dense.status == 1 && dense.stderr.contains("over the range limit of 1500000"), "\(dense.stderr)")
+        #expect(dense.kib < 300 * 1024, "peak \(dense.kib) KiB")
+        let head = Process()
+        head.executableURL = URL(fileURLWithPath: "/bin/bash")
+        head.arguments = ["-c", "head -n 1500000 \(dir.path)/dense.csv > \(dir.path)/cap.csv"]
+        try head.run()
+        head.waitUntilExit()
+        let cap = try measured(["compile", dir.path + "/cap.csv", "-o", dir.path + "/c.trie"], in: dir)
+        #expect(cap.status == 0, "\(cap.stderr)")
+        #expect(cap.kib < 300 * 1024, "peak \(cap.kib) KiB")
+        let scattered = try measured(["compile", dir.path + "/scattered6.csv", "-o", dir.path + "/s.trie"], in: dir)
+        #expect(scattered.status == 1 && scattered.stderr.contains("needs more than 500000 trie nodes"), "\(scattered.stderr)")
+        #expect(scattered.kib < 300 * 1024, "peak \(scattered.kib) KiB")
+        print("range limit: refused at VmHWM \(dense.kib) KiB, compiled at the limit with \(cap.kib) KiB; node limit: refused at \(scattered.kib) KiB")
+
         // A larger limit is the admin's to give.
         let allowed = try measured(["compile", dir.path + "/bomb.gz", "-o", dir.path + "/x.trie", "--max-input-mb", "2"], in: dir)
         #expect(allowed.stderr.contains("over 2 MiB"), "\(allowed.stderr)")
