@@ -68,13 +68,11 @@ public enum Lockout {
             defer { cursor = entry.pointee.ifa_next }
             guard let sa = entry.pointee.ifa_addr else { continue }
             if Int32(sa.pointee.sa_family) == AF_INET {
-                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    out.insert(IPAddress(family: .v4, value: UInt128(UInt32(bigEndian: $0.pointee.sin_addr.s_addr))))
-                }
+                let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                out.insert(IPAddress(family: .v4, value: UInt128(UInt32(bigEndian: a))))
             } else if Int32(sa.pointee.sa_family) == AF_INET6 {
-                sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                    out.insert(address($0.pointee.sin6_addr.__in6_u.__u6_addr8, .v6))
-                }
+                let a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr.__in6_u.__u6_addr8 }
+                out.insert(address(a, .v6))
             }
         }
         return out

@@ -121,7 +121,7 @@ struct Apply: ParsableCommand {
         var loader: SetLoader?
         if backend == "ipset" {
             do {
-                var ipset = try LiveState.loader(cfg, adopt: adopt)
+                let ipset = try LiveState.loader(cfg, adopt: adopt)
                 try ipset.checkOwnership(sets)
                 for c in try ipset.changes(sets) { print((dryRun ? "would change " : "") + c.description) }
                 loader = ipset
