@@ -4,7 +4,8 @@
 # libnftables, under the run lock and after the lockout guard (established TCP and
 # answered TCP/UDP flows); the chain below drops new connections from outside them.
 # (`geogate sets --format nft | nft -f -` loads the same, without lock or guard.)
-# Re-run after each refresh (refresh.on-change: "sh /etc/geogate/firewall-nft.sh").
+# With `backend: nft` in the config, `geogate refresh` reloads the sets itself, in
+# the same transaction as the trie and the daemon: run this once, at boot.
 set -e
 geogate apply --config /etc/geogate/geogate.conf --db /var/lib/geogate/countries.trie --backend nft
 nft -f - <<'NFT'

@@ -1,5 +1,8 @@
 import CNFTables
 import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Loads sets into the kernel's nftables through libnftables: the nft script
 /// (`NFTText`) that creates the `inet geogate` table and each interval set if
@@ -12,10 +15,100 @@ public enum NFTLoader {
         var script = ""
         NFTText.render(sets, into: &script)
         do { try FaultInjection.check("nft-load") } catch { throw IPSetError("nft: \(error)") }
+        _ = try run(script, what: "nft refused the sets (table inet \(NFTText.table))")
+    }
+
+    /// The script that puts the named sets back as the kernel holds them now: each
+    /// live set flushed and refilled with its present elements (`nft list set`
+    /// prints them in nft's own syntax), a set that does not exist yet deleted, and
+    /// the table deleted if it does not exist yet. Run as one transaction by `undo`.
+    public static func snapshot(_ names: [String]) throws(IPSetError) -> String {
+        let table = "inet \(NFTText.table)"
+        if (try? run("list table \(table)", what: "")) == nil { return "delete table \(table)\n" }
+        var undo = ""
+        for name in names {
+            if let listed = try? run("list set \(table) \(name)", what: "") {
+                undo += "flush set \(table) \(name)\n" + listed + "\n"
+            } else {
+                undo += "delete set \(table) \(name)\n"
+            }
+        }
+        return undo
+    }
+
+    /// Runs a snapshot's script: the sets as they were.
+    public static func undo(_ script: String) throws(IPSetError) {
+        _ = try run(script, what: "nft refused to put the sets back")
+    }
+
+    static func run(_ script: String, what: String) throws(IPSetError) -> String {
         var error = [CChar](repeating: 0, count: 4096)
-        guard gg_nft_run(script, &error, error.count) == 0 else {
+        var output: UnsafeMutablePointer<CChar>?
+        guard gg_nft_run_output(script, &output, &error, error.count) == 0 else {
             let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw IPSetError("nft refused the sets (table inet \(NFTText.table)): \(SafeText.field(message, limit: 1000))")
+            throw IPSetError("\(what): \(SafeText.field(message, limit: 1000))")
+        }
+        defer { free(output) }
+        return output.map { String(cString: $0) } ?? ""
+    }
+}
+
+/// The full-server sets of one refresh or rollback, built aside, switched in, then
+/// finished or put back: with ipset a SetTransaction (temporary sets, swap); with
+/// nft the new script and, taken before it runs, the script that restores the sets
+/// as they were (each a single nft transaction).
+public enum PreparedSets {
+    case ipset(SetTransaction)
+    case nft(sets: [FirewallSet], undo: String, loaded: Bool)
+
+    /// Builds the new sets aside for `backend` ("ipset" or "nft"). Nothing live changes.
+    public static func prepare(_ sets: [FirewallSet], backend: String, loader: () throws(IPSetError) -> SetLoader) throws(IPSetError) -> PreparedSets {
+        if backend == "nft" {
+            let undo = try NFTLoader.snapshot(sets.map(\.name))
+            do { try FaultInjection.check("sets-fill") } catch { throw IPSetError("nft: \(error)") }
+            return .nft(sets: sets, undo: undo, loaded: false)
+        }
+        var ipset = try loader()
+        return .ipset(try ipset.prepare(sets))
+    }
+
+    public var names: [String] {
+        switch self {
+        case .ipset(let t): t.names
+        case .nft(let sets, _, _): sets.map { "\($0.name) (table inet \(NFTText.table))" }
+        }
+    }
+
+    public mutating func switchIn() throws(IPSetError) {
+        switch self {
+        case .ipset(var t):
+            do throws(IPSetError) { try t.switchIn() } catch {
+                self = .ipset(t)
+                throw error
+            }
+            self = .ipset(t)
+        case .nft(let sets, let undo, _):
+            try NFTLoader.load(sets)
+            self = .nft(sets: sets, undo: undo, loaded: true)
+        }
+    }
+
+    /// Puts the old sets back (after a later step of the caller failed).
+    public mutating func revert() {
+        switch self {
+        case .ipset(var t):
+            t.revert()
+            self = .ipset(t)
+        case .nft(let sets, let undo, let loaded):
+            if loaded { try? NFTLoader.undo(undo) }
+            self = .nft(sets: sets, undo: undo, loaded: false)
+        }
+    }
+
+    public mutating func finish() {
+        if case .ipset(var t) = self {
+            t.finish()
+            self = .ipset(t)
         }
     }
 }

@@ -38,6 +38,9 @@ public struct GeoGateConfig: Sendable {
     public var lockWaitSeconds = 600
     /// `adopt-sets:`, live sets geogate did not create that it may replace.
     public var adoptSets: [String] = []
+    /// `backend:`, where `apply` and `refresh` load the full-server sets: ipset
+    /// (libipset, for iptables rules) or nft (libnftables, table inet geogate).
+    public var backend = "ipset"
 
     /// The one lock of `apply`, `refresh` and `rollback`.
     public var lockFile: String { runtimeDirectory + "/geogate.lock" }
@@ -217,12 +220,16 @@ struct Reader {
         var runtimeDirectory: String?
         var lockWait: Int?
         var adoptSets: [String] = []
-        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "lock-wait", "adopt-sets"]
+        var backend = "ipset"
+        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "lock-wait", "adopt-sets", "backend"]
         for (name, _, value) in try mapping(root, "", allowed: known) {
             switch name {
             case "database": database = try string(value, name)
             case "runtime-dir": runtimeDirectory = try string(value, name)
             case "lock-wait": lockWait = try duration(value, name)
+            case "backend":
+                backend = try string(value, name)
+                guard backend == "ipset" || backend == "nft" else { throw fail(value, name, "\"\(backend)\" is not ipset or nft") }
             case "adopt-sets":
                 for (item, itemKey) in try list(value, name) { adoptSets.append(try string(item, itemKey)) }
             case "daemon": daemon = try daemonConfig(value); daemonNode = value
@@ -257,6 +264,7 @@ struct Reader {
         if let runtimeDirectory { config.runtimeDirectory = runtimeDirectory }
         if let lockWait { config.lockWaitSeconds = lockWait }
         config.adoptSets = adoptSets
+        config.backend = backend
         return config
     }
 

@@ -171,7 +171,7 @@ public struct Refresher {
             try FaultInjection.check("trie-write")
             staged = try AtomicFile.stage(bytes, for: live)
         } catch { throw RefreshError("\(live): cannot write the new trie: \(error)") }
-        var sets: SetTransaction?
+        var sets: PreparedSets?
         if settings.applySets {
             do { sets = try prepareSets(v4: v4, v6: v6) } catch {
                 staged.discard()
@@ -231,7 +231,7 @@ public struct Refresher {
     }
 
     /// Fills the new sets aside, after the ownership and lockout checks.
-    func prepareSets(v4: RangeMap, v6: RangeMap) throws(RefreshError) -> SetTransaction? {
+    func prepareSets(v4: RangeMap, v6: RangeMap) throws(RefreshError) -> PreparedSets? {
         let planned: [FirewallSet]
         do { planned = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
             throw RefreshError("sets: \(error)")
@@ -242,8 +242,7 @@ public struct Refresher {
             throw RefreshError("sets: \(SetLoader.LockoutRefusal(cutOff: cut)); nothing changed (check, then `geogate apply --force`)")
         }
         do {
-            var loader = try LiveState.loader(config)
-            return try loader.prepare(planned)
+            return try PreparedSets.prepare(planned, backend: config.backend) { () throws(IPSetError) in try LiveState.loader(config) }
         } catch { throw RefreshError("sets: \(error)") }
     }
 

@@ -93,8 +93,8 @@ struct Apply: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @Option(help: "Only this profile.") var profile: String?
-    @Option(help: ArgumentHelp("ipset (libipset, for iptables rules) or nft (libnftables, table inet geogate).", valueName: "B"))
-    var backend = "ipset"
+    @Option(help: ArgumentHelp("ipset (libipset, for iptables rules) or nft (libnftables, table inet geogate); default: the config's backend, else ipset.", valueName: "B"))
+    var backend: String?
     @Flag(help: "Print what would change per set (entries added/removed) and touch nothing.") var dryRun = false
     @Flag(help: "Apply even if established connections would be cut off.") var force = false
     @Flag(help: "Also one set per country and family.") var perCountry = false
@@ -102,7 +102,7 @@ struct Apply: ParsableCommand {
     var adopt: [String] = []
 
     func validate() throws {
-        guard backend == "ipset" || backend == "nft" else { throw ValidationError("--backend is ipset or nft") }
+        if let backend, backend != "ipset" && backend != "nft" { throw ValidationError("--backend is ipset or nft") }
     }
 
     func run() throws {
@@ -119,7 +119,7 @@ struct Apply: ParsableCommand {
         }
         defer { lock.release() }
         var loader: SetLoader?
-        if backend == "ipset" {
+        if (backend ?? cfg.backend) == "ipset" {
             do {
                 let ipset = try LiveState.loader(cfg, adopt: adopt)
                 try ipset.checkOwnership(sets)

@@ -51,16 +51,32 @@ struct TransactionTests {
     /// A failure injected at every step of a refresh: the trie, the kernel sets and
     /// the daemon's answers are all the old data afterwards; then, with no failure,
     /// all the new.
-    @Test func aFailureAtEveryStepOfARefreshPutsEverythingBack() throws {
+    /// With the nft backend the same, the sets in table inet geogate (used by a
+    /// chain of the admin's) put back by the script taken before the switch.
+    @Test(arguments: ["ipset", "nft"])
+    func aFailureAtEveryStepOfARefreshPutsEverythingBack(backend: String) throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
         let ns = Namespace(scratch, tag: "tx2")
         defer { ns.remove() }
         let live = scratch.path + "/live.trie"
         let configPath = config(scratch, database: live)
+        if backend == "nft" {
+            scratch.write("geogate.conf", "backend: nft\n" + (try String(contentsOfFile: configPath, encoding: .utf8)))
+        }
         scratch.write("dbip.csv", testDataset)
         let first = ns.run("\"$GEOGATE\" refresh --config \(configPath)")
         try #require(first.status == 0, "\(first.stderr)")
+        if backend == "nft" {
+            // The admin's chain that uses the sets (Docs/examples/firewall-nft.sh).
+            let chain = ns.run("""
+                nft add chain inet geogate input '{ type filter hook input priority -10; policy accept; }'
+                nft add rule inet geogate input ip saddr != @geogate-full-v4 drop
+                nft add rule inet geogate input ip6 saddr != @geogate-full-v6 drop
+                """)
+            try #require(chain.status == 0, "\(chain.stderr)")
+            #expect(ns.run("ipset list -n").stdout.isEmpty, "nothing in ipset")
+        }
         // The daemon, in the namespace, serving the first data.
         let daemon = ns.run("""
             "$GEOGATE" serve --config \(configPath) > serve.log 2>&1 &
@@ -73,7 +89,7 @@ struct TransactionTests {
                 "$GEOGATE" check --socket geogate.sock --profile full 198.51.100.7; \
                 "$GEOGATE" check --socket geogate.sock --profile full 203.0.113.9; \
                 "$GEOGATE" lookup --db \(live) 198.51.100.7 203.0.113.9 2001:db8:3::1; \
-                ipset save | sort; ipset list -n | sort
+                ipset save | sort; ipset list -n | sort; nft list table inet geogate 2>/dev/null
                 """).stdout
         }
         let old = state()
@@ -81,7 +97,8 @@ struct TransactionTests {
         let trieBefore = try Data(contentsOf: URL(fileURLWithPath: live))
 
         scratch.write("dbip.csv", TransactionTests.newData)
-        for fault in ["trie-write", "sets-fill", "sets-switch", "trie-rename", "daemon-reload"] {
+        let faults = ["trie-write", "sets-fill", backend == "nft" ? "nft-load" : "sets-switch", "trie-rename", "daemon-reload"]
+        for fault in faults {
             let r = ns.run("GEOGATE_FAULT=\(fault) \"$GEOGATE\" refresh --config \(configPath)")
             #expect(r.status == 1, "\(fault): \(r.stderr)")
             #expect(r.stderr.contains("injected failure at \(fault)"), "\(fault): \(r.stderr)")
@@ -95,6 +112,7 @@ struct TransactionTests {
         let new = state()
         #expect(new.contains("DENY CN") && new.contains("ALLOW IT") && new.contains("198.51.100.7 CN")
                 && new.contains("203.0.113.9 IT") && new.contains("203.0.113.0/24") && !new.contains("198.51.100.0/24"), "\(new)")
+        if backend == "nft" { #expect(new.contains("ip saddr != @geogate-full-v4 drop"), "the admin's chain is still there: \(new)") }
         #expect(FileManager.default.fileExists(atPath: live + ".previous"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: live + ".previous")) == trieBefore)
     }
