@@ -115,11 +115,17 @@ public struct RangeMap: Sendable, Equatable {
         return RangeMap(family: family, normalized: merged)
     }
 
+    /// True when `range` starts right after `last` with the same country: one range.
+    @inlinable
+    public static func continues(_ last: AddressRange, with range: AddressRange) -> Bool {
+        last.country == range.country && last.end != .max && last.end + 1 == range.start
+    }
+
     /// Appends a range that starts after the last one, merging it into the last
     /// one when they touch and share a country.
     @inlinable
     public static func appendCoalescing(_ range: AddressRange, to list: inout [AddressRange]) {
-        if let last = list.last, last.country == range.country, last.end != .max, last.end + 1 == range.start {
+        if let last = list.last, continues(last, with: range) {
             list[list.count - 1].end = range.end
         } else {
             list.append(range)
@@ -187,8 +193,7 @@ public struct RangeMapBuilder: Sendable {
                 if r.end > last.end { ranges[kept - 1].end = r.end; lastLine = line }
                 continue
             }
-            // Adjacent with the same country: one range.
-            if kept > 0, ranges[kept - 1].country == r.country, ranges[kept - 1].end != .max, ranges[kept - 1].end + 1 == r.start {
+            if kept > 0 && RangeMap.continues(ranges[kept - 1], with: r) {
                 ranges[kept - 1].end = r.end
             } else {
                 ranges[kept] = r

@@ -30,3 +30,12 @@ public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     }
     return String(decoding: out, as: UTF8.self)
 }
+
+/// mkdir -p: creates `path` and the directories above it that are missing.
+public func createDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+    var prefix = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        prefix += "/" + part
+        if mkdir(prefix, mode) != 0 && errno != EEXIST { throw SystemError("mkdir", path: prefix, errno: errno) }
+    }
+}

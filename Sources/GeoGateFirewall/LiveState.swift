@@ -10,8 +10,8 @@ public enum LiveState {
     /// Creates the runtime directory if needed and takes the run lock, waiting at
     /// most the config's lock-wait.
     public static func lock(_ config: GeoGateConfig, command: String, waiting: (String) -> Void) throws(RunLock.Failure) -> RunLock {
-        if let failure = makeDirectory(config.runtimeDirectory) {
-            throw RunLock.Failure(description: "\(config.runtimeDirectory): cannot create the runtime directory: \(failure)")
+        do { try createDirectories(config.runtimeDirectory) } catch {
+            throw RunLock.Failure(description: "cannot create the runtime directory: \(error)")
         }
         return try RunLock(path: config.lockFile, waitSeconds: config.lockWaitSeconds, command: command, waiting: waiting)
     }
@@ -21,15 +21,5 @@ public enum LiveState {
     public static func loader(_ config: GeoGateConfig, adopt: [String] = []) throws(IPSetError) -> SetLoader {
         SetLoader(kernel: try IPSetKernel(), registry: try SetRegistry(path: config.setRecordFile),
                   adopt: Set(config.adoptSets + adopt))
-    }
-
-    /// mkdir -p; nil on success, else why not.
-    static func makeDirectory(_ path: String) -> String? {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return "\(prefix): \(String(cString: strerror(errno)))" }
-        }
-        return nil
     }
 }

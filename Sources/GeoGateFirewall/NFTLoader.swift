@@ -20,16 +20,18 @@ public enum NFTLoader {
 
     /// The script that puts the named sets back as the kernel holds them now: each
     /// live set flushed and refilled with its present elements (`nft list set`
-    /// prints them in nft's own syntax), a set that does not exist yet deleted, and
-    /// the table deleted if it does not exist yet. Run as one transaction by `undo`.
+    /// prints them in nft's own syntax), a set that does not exist yet deleted (the
+    /// table is never deleted: an admin's chains may live in it). Run as one
+    /// transaction by `undo`. Any other error reading the sets is an error here,
+    /// before anything changed.
     public static func snapshot(_ names: [String]) throws(IPSetError) -> String {
         let table = "inet \(NFTText.table)"
-        if (try? run("list table \(table)", what: "")) == nil { return "delete table \(table)\n" }
         var undo = ""
         for name in names {
-            if let listed = try? run("list set \(table) \(name)", what: "") {
+            do {
+                let listed = try run("list set \(table) \(name)", what: "reading set \(name) of table \(table)")
                 undo += "flush set \(table) \(name)\n" + listed + "\n"
-            } else {
+            } catch where error.description.contains("No such file or directory") {
                 undo += "delete set \(table) \(name)\n"
             }
         }

@@ -123,8 +123,8 @@ public struct Refresher {
         let trie: TrieFile
         let bytes: [UInt8]
         do {
-            trie = try TrieFile(path: previous)
             bytes = try readWholeFile(previous, limit: 1 << 30)
+            trie = try TrieFile(bytes: bytes, name: previous)
         } catch { throw RefreshError("\(previous): \(error)") }
         try switchTo(trie: bytes, live: live, v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6))
         logger.info("rolled back: \(live) is the trie built \(trie.metadata.buildTime) again; the replaced one is \(previous)")
@@ -432,13 +432,7 @@ func touch(_ path: String) {
 
 func makeDirectories(_ paths: [String]) throws(RefreshError) {
     for path in paths {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw RefreshError("\(prefix): cannot create: \(String(cString: strerror(errno)))")
-            }
-        }
+        do { try createDirectories(path) } catch { throw RefreshError("cannot create a directory: \(error)") }
     }
 }
 

@@ -10,16 +10,6 @@ import Testing
 /// the lockout guard, and failures that must leave the live sets alone.
 @Suite(.serialized, .enabled(if: namespacesAvailable, "skipped: needs root with CAP_NET_ADMIN (network namespaces, ipset, iptables)"))
 struct KernelTests {
-    /// Compiles `dataset` (DB-IP CSV text; nil = the embedded dataset) and writes `config`.
-    func prepare(_ scratch: Scratch, dataset: String?, config: String) -> (trie: String, config: String) {
-        let trie = scratch.path + "/countries.trie"
-        let input = dataset.map { scratch.write("data.csv", $0) } ?? ""
-        let r = bash("\"$GEOGATE\" compile -q \(input) -o \(trie) --build-time 0", in: scratch)
-        precondition(r.status == 0, "compile failed: \(r.stderr)")
-        chmod(trie, 0o644)
-        return (trie, scratch.write("geogate.conf", scratch.runtimeConfig + config))
-    }
-
     /// Joins two namespaces with a veth pair: the server has `serverAddresses`, the
     /// client `clientAddresses` (host routes, no DAD), each routed to the other.
     func connect(_ server: Namespace, _ client: Namespace, link: String,

@@ -85,6 +85,17 @@ let testDataset = """
 
     """
 
+/// Compiles `dataset` (DB-IP CSV text; nil = the embedded dataset) and writes
+/// `config` (with the scratch runtime directory) as geogate.conf.
+func prepare(_ scratch: Scratch, dataset: String?, config: String) -> (trie: String, config: String) {
+    let trie = scratch.path + "/countries.trie"
+    let input = dataset.map { scratch.write("data.csv", $0) } ?? ""
+    let r = bash("\"$GEOGATE\" compile -q \(input) -o \(trie) --build-time 0", in: scratch)
+    precondition(r.status == 0, "compile failed: \(r.stderr)")
+    chmod(trie, 0o644)
+    return (trie, scratch.write("geogate.conf", scratch.runtimeConfig + config))
+}
+
 /// A config whose refresh reads `<scratch>/dbip.csv` into `database`, with the
 /// guard wide open (the tests move whole countries) and the `full` profile.
 func refreshConfig(_ scratch: Scratch, database: String, reloadDaemon: Bool) -> String {
