@@ -92,5 +92,7 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio"),
                                    .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
+        // The Debian package (Scripts/package-deb.sh): unpacked, run without the toolchain, installed by dpkg.
+        .testTarget(name: "GeoGatePackageTests", dependencies: ["GeoGateTestSupport"]),
     ]
 )

@@ -18,6 +18,9 @@ packages=(
     socat util-linux iputils-ping     # test peers: TCP connections for the lockout check, ping through the rules
     php-cli nginx-light curl          # the daemon's real clients in the tests: the PHP login helper, nginx auth_request
     perl gzip xz-utils tar zip    # test data: provider archives (.tar.gz, .zip) served by the refresh tests
+    tinyproxy                     # a real HTTP proxy on loopback: refresh through http_proxy / refresh.proxy
+    dpkg-dev lintian              # Scripts/package-deb.sh: dpkg-shlibdeps computes Depends, lintian checks the .deb
+    shellcheck                    # the shell scripts and examples we ship are checked in the tests
 )
 
 # `install-deps.sh bench`: also what Benchmarks/run.sh measures with and against.

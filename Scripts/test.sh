@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash Scripts/install-deps.sh
+# The package's static release binary, in its own build directory (.build-deb/):
+# the package tests package it, unpack it and run it without the toolchain.
+bash Scripts/package-deb.sh --build-only
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -3,10 +3,9 @@
  * geogate client for PHP: asks the geogate daemon whether an address may use a
  * profile, e.g. before a login form checks the password:
  *
- *     require '/usr/share/geogate/geogate.php';
+ *     require '/usr/share/geogate/geogate.php';  // the package installs it there
  *     if (!geogate_allowed('web', $_SERVER['REMOTE_ADDR'])) {
- *         http_response_code(403);
- *         exit('You are not allowed to connect from your country.');
+ *         geogate_deny();   // 403 and the "You are not allowed to connect" page
  *     }
  *
  * $failOpen decides what happens when the daemon cannot answer (not running, a
@@ -49,4 +48,28 @@ function geogate_allowed(string $profile, string $ip, bool $failOpen = false,
     }
     error_log("geogate: " . rtrim($line));
     return $failOpen;
+}
+
+/**
+ * Sends the "You are not allowed to connect" page with status 403 and ends the
+ * request, for a login that geogate_allowed() turned down:
+ *
+ *     if (!geogate_allowed('web', $_SERVER['REMOTE_ADDR'])) {
+ *         geogate_deny();
+ *     }
+ *
+ * $page: the HTML to send (the package ships /usr/share/geogate/denied.html;
+ * copy and edit it for your own wording). A page that cannot be read still ends
+ * the request with 403 and a one-line text.
+ */
+function geogate_deny(string $page = '/usr/share/geogate/denied.html'): never
+{
+    if (!headers_sent()) {
+        http_response_code(403);
+        header('Content-Type: text/html; charset=utf-8');
+        header('Cache-Control: no-store');
+    }
+    $html = @file_get_contents($page);
+    echo $html !== false ? $html : "You are not allowed to connect.\n";
+    exit;
 }

@@ -5,9 +5,15 @@
 # answered TCP/UDP flows); the chain below drops new connections from outside them.
 # (`geogate sets --format nft | nft -f -` loads the same, without lock or guard.)
 # With `backend: nft` in the config, `geogate refresh` reloads the sets itself, in
-# the same transaction as the trie and the daemon: run this once, at boot.
+# the same transaction as the trie and the daemon. At boot, geogate-sets.service
+# loads the sets again (after nftables.service); run this chain part from your
+# own nftables.conf or once after it.
+#
+# Emergency off (locked out, on the console): `geogate apply --open --backend nft`
+# makes both sets match every address, until the next `geogate apply`; without
+# geogate: `nft delete chain inet geogate input`.
 set -e
-geogate apply --config /etc/geogate/geogate.conf --db /var/lib/geogate/countries.trie --backend nft
+geogate apply --backend nft
 nft -f - <<'NFT'
 add chain inet geogate input { type filter hook input priority -10; policy accept; }
 flush chain inet geogate input

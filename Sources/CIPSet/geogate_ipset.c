@@ -115,7 +115,7 @@ int gg_ipset_exists(gg_ipset *ctx, const char *name) {
     return gg_fail(ctx, "cannot read the set header");
 }
 
-int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family) {
+int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family, int64_t *entries) {
     if (gg_ipset_commit(ctx) < 0) return -1;
     if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
     int ret = ipset_cmd(ctx->session, IPSET_CMD_HEADER, 0);
@@ -125,6 +125,9 @@ int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family)
         snprintf(type, 32, "%s", typename ? typename : "?");
         uint8_t proto = ipset_data_family(data);
         *family = proto == NFPROTO_IPV6 ? 6 : proto == NFPROTO_IPV4 ? 4 : 0;
+        /* The kernel reports the entry count since Linux 4.18; -1 when it does not. */
+        const uint32_t *count = ipset_data_test(data, IPSET_OPT_ELEMENTS) ? ipset_data_get(data, IPSET_OPT_ELEMENTS) : NULL;
+        *entries = count ? (int64_t)*count : -1;
         ipset_data_reset(data);
         ipset_session_report_reset(ctx->session);
         return 1;

@@ -124,7 +124,16 @@ public final class DaemonServer: Service, Sendable {
         // Which file is ours: at shutdown only that one is removed, never a socket
         // that another daemon put at the same path since.
         let ownSocket = passedSocket == nil ? SocketFile.identity(settings.socketPath) : nil
-        logger.info("listening on \(settings.socketPath)")
+        if passedSocket != nil {
+            // The path systemd bound (geogate.socket's ListenStream), not daemon.socket.
+            let actual = channel.localAddress?.pathname ?? "(unnamed)"
+            logger.info("listening on \(actual) (socket passed by systemd)")
+            if actual != settings.socketPath {
+                logger.warning("systemd passed \(actual), not daemon.socket \(settings.socketPath): clients that use the config's path will not reach this daemon")
+            }
+        } else {
+            logger.info("listening on \(settings.socketPath)")
+        }
         var http: Channel?
         var ownHTTPSocket: SocketFile.Identity?
         if let path = settings.httpSocketPath {

@@ -15,8 +15,33 @@ public struct FirewallSet: Sendable {
         self.name = name
         self.family = family
         self.addresses = addresses
-        self.cidrs = addresses.cidrs()
+        // hash:net holds prefixes 1-32 / 1-128: the whole family (an open filter)
+        // is its two halves.
+        self.cidrs = addresses.cidrs().flatMap { c in
+            c.prefixLength > 0 ? [c] : [CIDR(family: c.family, address: 0, prefixLength: 1),
+                                        CIDR(family: c.family, address: (c.family.maxAddress >> 1) + 1, prefixLength: 1)]
+        }
         self.origin = origin
+    }
+
+    /// A fingerprint of exactly what the kernel set holds (family and CIDRs): equal
+    /// digests, equal contents. Two independent 64-bit FNV-1a variants, so an
+    /// accidental match is out of reach (128 bits); it only decides whether a
+    /// reload can be skipped, never what is allowed.
+    public var contentDigest: String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325
+        var b: UInt64 = 0x6c62_272e_07bb_0142
+        func mix(_ byte: UInt8) {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_0193
+        }
+        mix(family == .v4 ? 4 : 6)
+        for c in cidrs {
+            var v = c.address
+            for _ in 0..<16 { mix(UInt8(truncatingIfNeeded: v)); v >>= 8 }
+            mix(UInt8(c.prefixLength))
+        }
+        return hexString(withUnsafeBytes(of: (a.bigEndian, b.bigEndian)) { Array($0) })
     }
 
     /// Buckets: the next power of two at or above the entry count (load factor <= 1;

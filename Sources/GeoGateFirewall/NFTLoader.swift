@@ -74,6 +74,14 @@ public enum PreparedSets {
         return .ipset(try ipset.prepare(sets))
     }
 
+    /// One line per set: what the switch did.
+    public var reportLines: [String] {
+        switch self {
+        case .ipset(let t): t.report.lines
+        case .nft(let sets, _, _): sets.map { "\($0.name) (table inet \(NFTText.table)): \($0.cidrs.count) entries (\($0.origin))" }
+        }
+    }
+
     public var names: [String] {
         switch self {
         case .ipset(let t): t.names

@@ -6,8 +6,10 @@ import Glibc
 /// Loads sets into the kernel through libipset as one transaction, never leaving a
 /// live set empty or partial, and never touching a set geogate did not create:
 /// 1. `prepare`: every live set must be geogate's (recorded in the SetRegistry) or
-///    adopted by the admin, and a hash:net of its family; each new content is
-///    filled into a temporary set whose name no other run can pick;
+///    adopted by the admin, and a hash:net of its family; a live set that already
+///    holds exactly the new contents (its recorded digest and the kernel's entry
+///    count agree) is left alone; each other new content is filled into a
+///    temporary set whose name no other run can pick;
 /// 2. `SetTransaction.switchIn`: each temporary set is swapped with its live set
 ///    (which works while iptables rules use it) or renamed to a missing one; a
 ///    failure on any set swaps the earlier ones back;
@@ -21,9 +23,11 @@ public struct SetLoader {
         /// Entries (CIDRs) added and removed compared with the live set.
         public let added: Int
         public let removed: Int
+        public var unchanged: Bool { existed && added == 0 && removed == 0 }
         public var description: String {
-            existed ? "\(set.name): \(set.cidrs.count) entries, +\(added) -\(removed) (\(set.origin))"
-                    : "\(set.name): new set, \(set.cidrs.count) entries (\(set.origin))"
+            unchanged ? "\(set.name): unchanged, \(set.cidrs.count) entries (\(set.origin))"
+                : existed ? "\(set.name): \(set.cidrs.count) entries, +\(added) -\(removed) (\(set.origin))"
+                : "\(set.name): new set, \(set.cidrs.count) entries (\(set.origin))"
         }
     }
 
@@ -99,13 +103,19 @@ public struct SetLoader {
     public mutating func prepare(_ sets: [FirewallSet]) throws(IPSetError) -> SetTransaction {
         try checkOwnership(sets)
         try removeLeftovers()
-        let names = try temporaryNames(sets.count)
         var transaction = SetTransaction(kernel: kernel, registry: registry)
+        var changed: [FirewallSet] = []
+        for set in sets {
+            if try holdsAlready(set) { transaction.unchanged.append(set) } else { changed.append(set) }
+        }
+        let names = try temporaryNames(changed.count)
         do throws(IPSetError) {
-            for (set, temporary) in zip(sets, names) {
+            for (set, temporary) in zip(changed, names) {
                 try transaction.registry.record(temporary, family: set.family, temporary: true)
                 try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements)
-                transaction.steps.append(.init(set: set, temporary: temporary, existed: try kernel.exists(set.name)))
+                let live = try kernel.header(set.name)
+                transaction.steps.append(.init(set: set, temporary: temporary, existed: live != nil, liveEntries: live?.entries,
+                                               oldDigest: registry.digest(of: set.name)))
                 try kernel.add(set.cidrs, to: temporary)
                 do { try FaultInjection.check("sets-fill") } catch { throw IPSetError("filling \(temporary): \(error)") }
             }
@@ -118,12 +128,29 @@ public struct SetLoader {
         return transaction
     }
 
+    /// True when the live set is geogate's and already holds exactly `set`: the
+    /// digest recorded when geogate filled it matches, and the kernel's entry count
+    /// too (a hand-made `ipset add`/`del` changes it; a full check is `apply --dry-run`).
+    func holdsAlready(_ set: FirewallSet) throws(IPSetError) -> Bool {
+        guard registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
+              let live = try kernel.header(set.name), live.entries == set.cidrs.count else { return false }
+        return true
+    }
+
+    /// What a load did, set by set.
+    public struct Report: Sendable {
+        public var lines: [String] = []
+    }
+
     /// prepare, switchIn, finish: what `apply` does.
-    public mutating func load(_ sets: [FirewallSet]) throws(IPSetError) {
+    @discardableResult
+    public mutating func load(_ sets: [FirewallSet]) throws(IPSetError) -> Report {
         var transaction = try prepare(sets)
         try transaction.switchIn()
+        let report = transaction.report
         transaction.finish()
         registry = transaction.registry
+        return report
     }
 
     /// Temporary sets recorded in this namespace by a run that did not finish.
@@ -158,11 +185,17 @@ public struct SetTransaction {
         let set: FirewallSet
         let temporary: String
         let existed: Bool
+        /// The live set's entries before the swap, when the kernel says.
+        var liveEntries: Int? = nil
+        /// What the registry said the live set held before, put back by revert.
+        var oldDigest: String? = nil
     }
 
     let kernel: IPSetKernel
     var registry: SetRegistry
     var steps: [Step] = []
+    /// Sets whose live contents are already the new ones: not touched.
+    public internal(set) var unchanged: [FirewallSet] = []
     /// How many steps are live (swapped or renamed in).
     var switched = 0
 
@@ -172,6 +205,19 @@ public struct SetTransaction {
     }
 
     public var names: [String] { steps.map(\.set.name) }
+
+    /// One line per set: replaced (with the entry counts), created, or unchanged.
+    public var report: SetLoader.Report {
+        var r = SetLoader.Report()
+        for step in steps {
+            let s = step.set
+            r.lines.append(step.existed
+                ? "\(s.name): replaced, \(s.cidrs.count) entries (was \(step.liveEntries.map(String.init) ?? "?")) (\(s.origin))"
+                : "\(s.name): created, \(s.cidrs.count) entries (\(s.origin))")
+        }
+        for s in unchanged { r.lines.append("\(s.name): unchanged, \(s.cidrs.count) entries, not reloaded (\(s.origin))") }
+        return r
+    }
 
     /// Swaps every new set in; a failure at any set undoes the ones before it.
     public mutating func switchIn() throws(IPSetError) {
@@ -184,10 +230,9 @@ public struct SetTransaction {
                     try kernel.swap(step.temporary, step.set.name)
                 } else {
                     try kernel.rename(step.temporary, to: step.set.name)
-                    try registry.record(step.set.name, family: step.set.family, temporary: false)
                 }
                 switched += 1
-                if step.existed { try registry.record(step.set.name, family: step.set.family, temporary: false) }
+                try registry.record(step.set.name, family: step.set.family, temporary: false, digest: step.set.contentDigest)
             }
         } catch {
             revert()
@@ -211,6 +256,7 @@ public struct SetTransaction {
         for step in steps.prefix(switched).reversed() {
             if step.existed {
                 try? kernel.swap(step.temporary, step.set.name)
+                try? registry.record(step.set.name, family: step.set.family, temporary: false, digest: step.oldDigest)
             } else if (try? kernel.destroy(step.set.name)) != nil {
                 try? registry.forget([step.set.name])
             }

@@ -5,7 +5,9 @@ import Glibc
 
 /// What geogate created in the kernel, so that it only ever replaces or destroys
 /// its own sets: `<runtime-dir>/sets`, one line a set,
-/// `<netns cookie> <name> <4|6> live|temporary`. The network namespace's cookie
+/// `<netns cookie> <name> <4|6> live|temporary [<digest>]`, the digest being the
+/// contents geogate last put in a live set (FirewallSet.contentDigest), so an
+/// unchanged set is not reloaded. The network namespace's cookie
 /// (SO_NETNS_COOKIE, never reused while the machine runs) keeps namespaces apart;
 /// /run is emptied at boot, as the kernel's sets are. A temporary set is recorded
 /// before it is created, so one left by a killed run is found and destroyed by the
@@ -16,6 +18,7 @@ public struct SetRegistry {
         public var name: String
         public var family: IPFamily
         public var temporary: Bool
+        public var digest: String?
     }
 
     public let path: String
@@ -33,10 +36,11 @@ public struct SetRegistry {
         do { bytes = try readWholeFile(path, limit: 1 << 20) } catch { throw IPSetError("\(path): \(error)") }
         for (i, line) in String(decoding: bytes, as: UTF8.self).split(separator: "\n").enumerated() {
             let f = line.split(separator: " ")
-            guard f.count == 4, let ns = UInt64(f[0]), f[2] == "4" || f[2] == "6", f[3] == "live" || f[3] == "temporary" else {
+            guard f.count == 4 || f.count == 5, let ns = UInt64(f[0]), f[2] == "4" || f[2] == "6", f[3] == "live" || f[3] == "temporary" else {
                 throw IPSetError("\(path):\(i + 1): not a set record: \(SafeText.field(line)) (remove the line, or the file, to start afresh)")
             }
-            entries.append(Entry(namespace: ns, name: String(f[1]), family: f[2] == "4" ? .v4 : .v6, temporary: f[3] == "temporary"))
+            entries.append(Entry(namespace: ns, name: String(f[1]), family: f[2] == "4" ? .v4 : .v6, temporary: f[3] == "temporary",
+                                 digest: f.count == 5 ? String(f[4]) : nil))
         }
     }
 
@@ -45,12 +49,17 @@ public struct SetRegistry {
         entries.contains { $0.namespace == namespace && $0.name == name && $0.family == family && !$0.temporary }
     }
 
+    /// What geogate last loaded into its live set `name` (nil: not known).
+    public func digest(of name: String) -> String? {
+        entries.first { $0.namespace == namespace && $0.name == name && !$0.temporary }?.digest
+    }
+
     /// Temporary sets recorded in this namespace: left by a run that did not finish.
     public var leftovers: [Entry] { entries.filter { $0.namespace == namespace && $0.temporary } }
 
-    public mutating func record(_ name: String, family: IPFamily, temporary: Bool) throws(IPSetError) {
+    public mutating func record(_ name: String, family: IPFamily, temporary: Bool, digest: String? = nil) throws(IPSetError) {
         forgetInMemory(name)
-        entries.append(Entry(namespace: namespace, name: name, family: family, temporary: temporary))
+        entries.append(Entry(namespace: namespace, name: name, family: family, temporary: temporary, digest: digest))
         try save()
     }
 
@@ -64,7 +73,7 @@ public struct SetRegistry {
     }
 
     func save() throws(IPSetError) {
-        let text = entries.map { "\($0.namespace) \($0.name) \($0.family == .v4 ? 4 : 6) \($0.temporary ? "temporary" : "live")\n" }.joined()
+        let text = entries.map { "\($0.namespace) \($0.name) \($0.family == .v4 ? 4 : 6) \($0.temporary ? "temporary" : "live")\($0.digest.map { " " + $0 } ?? "")\n" }.joined()
         do { try AtomicFile.write(Array(text.utf8), to: path) } catch { throw IPSetError("recording geogate's sets: \(error)") }
     }
 

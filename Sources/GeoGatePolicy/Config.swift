@@ -34,6 +34,9 @@ public struct GeoGateConfig: Sendable {
     /// `runtime-dir:`, where the run lock and the record of geogate's kernel sets
     /// live (/run/geogate: emptied at boot, as the kernel's sets are).
     public var runtimeDirectory = "/run/geogate"
+    /// `state-dir:`, live state that outlives a reboot: whether the filter was
+    /// switched open (`apply --open`), so the boot unit and refresh keep it so.
+    public var stateDirectory = "/var/lib/geogate"
     /// `lock-wait:`, how long a command waits for another holding the run lock.
     public var lockWaitSeconds = 600
     /// `adopt-sets:`, live sets geogate did not create that it may replace.
@@ -46,6 +49,8 @@ public struct GeoGateConfig: Sendable {
     public var lockFile: String { runtimeDirectory + "/geogate.lock" }
     /// The record of the sets geogate created (SetRegistry).
     public var setRecordFile: String { runtimeDirectory + "/sets" }
+    /// Present while the full-server filter is switched open (`apply --open`).
+    public var openMarkerFile: String { stateDirectory + "/filter-open" }
 
     /// ipset's limit is 31 characters (temporary sets have names of their own).
     public static let maxSetNameLength = 31
@@ -218,14 +223,16 @@ struct Reader {
         var daemonNode: Node?
         var refresh = RefreshConfig()
         var runtimeDirectory: String?
+        var stateDirectory: String?
         var lockWait: Int?
         var adoptSets: [String] = []
         var backend = "ipset"
-        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "lock-wait", "adopt-sets", "backend"]
+        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "state-dir", "lock-wait", "adopt-sets", "backend"]
         for (name, _, value) in try mapping(root, "", allowed: known) {
             switch name {
             case "database": database = try string(value, name)
             case "runtime-dir": runtimeDirectory = try string(value, name)
+            case "state-dir": stateDirectory = try string(value, name)
             case "lock-wait": lockWait = try duration(value, name)
             case "backend":
                 backend = try string(value, name)
@@ -262,6 +269,7 @@ struct Reader {
         var config = GeoGateConfig(path: path, trusted: TrustedNetworks(networks: trusted), profiles: profiles, database: database,
                                    daemon: daemon, refresh: refresh)
         if let runtimeDirectory { config.runtimeDirectory = runtimeDirectory }
+        if let stateDirectory { config.stateDirectory = stateDirectory }
         if let lockWait { config.lockWaitSeconds = lockWait }
         config.adoptSets = adoptSets
         config.backend = backend

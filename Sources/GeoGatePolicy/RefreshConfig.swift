@@ -37,6 +37,13 @@ public struct RefreshConfig: Sendable, Equatable {
     public var applySets = true
     /// Run by /bin/sh after a change (GEOGATE_TRIE in its environment).
     public var onChange: String?
+    /// How many replaced tries are kept for `rollback` (<database>.1 is the newest).
+    public var keepPrevious = 3
+    /// An HTTP proxy for every download (http://[user:pass@]host:port); nil: the
+    /// environment's http_proxy / https_proxy, as curl reads them.
+    public var proxy: String?
+    /// Hosts reached without the proxy (no_proxy's syntax); nil: $no_proxy.
+    public var noProxy: String?
 
     public init() {}
 
@@ -86,7 +93,7 @@ extension Reader {
         var r = RefreshConfig()
         let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "max-ranges", "max-nodes", "retries", "retry-delay-ms", "max-size-mb",
                                   "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
-                                  "on-change"]
+                                  "on-change", "keep-previous", "proxy", "no-proxy"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
             let key = "refresh.\(k)"
             switch k {
@@ -107,6 +114,9 @@ extension Reader {
             case "min-ranges": r.minRanges = try number(v, key, 1...100_000_000)
             case "reload-daemon": r.reloadDaemon = try bool(v, key)
             case "apply-sets": r.applySets = try bool(v, key)
+            case "keep-previous": r.keepPrevious = try number(v, key, 0...30)
+            case "proxy": r.proxy = try string(v, key)
+            case "no-proxy": r.noProxy = try string(v, key)
             default: r.onChange = try string(v, key)
             }
         }

@@ -45,7 +45,9 @@ struct Validators: Equatable, Sendable {
 /// no retry outlives. A server that drips one byte a second trips the transfer's
 /// deadline, not only the idle timeout that each byte restarts.
 struct HTTPFetcher {
-    let client: HTTPClient
+    /// Direct (nil) and through each proxy in use.
+    let clients: [ProxyServer?: HTTPClient]
+    let routes: ProxyRoutes
     /// One transfer, head and body.
     let timeout: TimeAmount
     /// The whole refresh's deadline (monotonicSeconds).
@@ -129,8 +131,10 @@ struct HTTPFetcher {
             request.headers.add(name: "Authorization", value: "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
         }
         let response: HTTPClientResponse
-        do { response = try await client.execute(request, timeout: timeout) } catch {
-            throw Failure(message: "\(describe(error))", retryable: true)
+        let proxy = routes.proxy(for: url)
+        if let proxy { logger.info("\(redacted(url)): through the proxy \(proxy)") }
+        do { response = try await clients[proxy]!.execute(request, timeout: timeout) } catch {
+            throw Failure(message: "\(describe(error))\(proxy.map { " (through the proxy \($0))" } ?? "")", retryable: true)
         }
         let status = response.status.code
         if status == 304 { return .notModified }

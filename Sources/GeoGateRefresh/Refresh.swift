@@ -22,7 +22,8 @@ import Glibc
 /// 3. a failure at any switch undoes the ones before it (sets swapped back, the old
 ///    trie renamed back), so the trie, the kernel sets and what the daemon serves
 ///    are all the old data or all the new.
-/// Only then the download cache, `.previous` for rollback, and on-change.
+/// Only then the download cache, the replaced trie kept as `<database>.1` for
+/// rollback (older ones shift to .2, .3, ... up to refresh.keep-previous), and on-change.
 public struct Refresher {
     public enum Outcome: Sendable { case changed, unchanged }
 
@@ -73,11 +74,22 @@ public struct Refresher {
         let dataset = CountryDataset(taking: &sources)
         let current = try? TrieFile(path: live)
 
-        // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from.
-        if let current, current.metadata.sources.map(\.sha256) == sources.map(\.sha256) {
+        // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from,
+        // or as data the admin rolled back from (kept out until newer data comes, or --force).
+        let fingerprint = SourceFingerprint(sources.map(\.sha256))
+        if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
             try commitCache(fetched)
             logger.info("unchanged: every source is what \(live) was built from")
             return .unchanged
+        }
+        var rolledBack = RolledBackList(path: rolledBackFile)
+        if rolledBack.contains(fingerprint) {
+            if !force {
+                try commitCache(fetched)
+                logger.info("unchanged: the sources are those of data rolled back with `geogate rollback`; keeping \(live) (--force takes them)")
+                return .unchanged
+            }
+            rolledBack.remove(fingerprint)
         }
 
         // 4. The guard.
@@ -101,8 +113,10 @@ public struct Refresher {
 
         // 5. The transaction.
         try switchTo(trie: bytes, live: live, v4: dataset.v4, v6: dataset.v6)
+        keepReplaced(live: live)
+        if force { rolledBack.save(logger: logger) }
         try commitCache(fetched)
-        logger.info("""
+        logger.notice("""
             changed: \(live) now \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
             \(dataset.v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
             \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))
@@ -111,24 +125,83 @@ public struct Refresher {
         return .changed
     }
 
-    /// Puts the previous trie back (and keeps the current one as the previous), as
-    /// the same transaction as a refresh: sets, trie and daemon together.
+    /// Steps back one: `<database>.1` becomes the live trie again, as the same
+    /// transaction as a refresh (sets, trie and daemon together); .2 becomes .1, and
+    /// so on. The data stepped away from is dropped, and its sources remembered so
+    /// that the next refresh does not bring it straight back (only newer data, or
+    /// `refresh --force`).
     public func rollback() throws(RefreshError) {
         let live: String
         do { live = try config.trieFile(override: nil) } catch { throw RefreshError("\(error)") }
         let lock = try takeLock("geogate rollback")
         defer { lock.release() }
-        let previous = live + ".previous"
-        guard access(previous, F_OK) == 0 else { throw RefreshError("\(previous): no previous trie to roll back to") }
+        adoptOldPrevious(live: live)
+        let previous = Self.previous(live, 1)
+        guard access(previous, F_OK) == 0 else {
+            throw RefreshError("\(previous): no earlier trie to step back to (a refresh keeps up to refresh.keep-previous = \(settings.keepPrevious))")
+        }
         let trie: TrieFile
         let bytes: [UInt8]
         do {
             bytes = try readWholeFile(previous, limit: 1 << 30)
             trie = try TrieFile(bytes: bytes, name: previous)
         } catch { throw RefreshError("\(previous): \(error)") }
+        let replaced = try? TrieFile(path: live)
         try switchTo(trie: bytes, live: live, v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6))
-        logger.info("rolled back: \(live) is the trie built \(trie.metadata.buildTime) again; the replaced one is \(previous)")
+        // The switch succeeded: drop the data stepped away from, remember its sources.
+        if let replaced {
+            var list = RolledBackList(path: rolledBackFile)
+            list.add(SourceFingerprint(replaced.metadata.sources.map(\.sha256)))
+            do { try makeDirectories([settings.stateDirectory]) } catch { logger.warning("\(error)") }
+            list.save(logger: logger)
+        }
+        unlink(live + ".undo")
+        unlink(previous)
+        var k = 2
+        while access(Self.previous(live, k), F_OK) == 0 {
+            rename(Self.previous(live, k), Self.previous(live, k - 1))
+            k += 1
+        }
+        let left = k - 2
+        logger.notice("rolled back: \(live) is the trie built \(trie.metadata.buildTime) again; \(left) earlier one\(left == 1 ? "" : "s") left to step back to")
         if let command = settings.onChange { runOnChange(command, trie: live) }
+    }
+
+    /// `<database>.k`: the k-th newest replaced trie.
+    static func previous(_ live: String, _ k: Int) -> String { "\(live).\(k)" }
+
+    /// Where the sources of data rolled back from are remembered.
+    var rolledBackFile: String { settings.stateDirectory + "/rolled-back" }
+
+    /// After a successful switch: the replaced trie (kept as `.undo` during the
+    /// switch) becomes `<database>.1`, the older ones shift up, and the oldest
+    /// beyond refresh.keep-previous is removed.
+    func keepReplaced(live: String) {
+        let undo = live + ".undo"
+        guard access(undo, F_OK) == 0 else { return }
+        adoptOldPrevious(live: live)
+        let keep = settings.keepPrevious
+        guard keep > 0 else { unlink(undo); return }
+        var k = keep
+        while access(Self.previous(live, k + 1), F_OK) == 0 { k += 1 }
+        // Oldest first: drop what falls beyond the limit, move the rest up one.
+        while k >= 1 {
+            let from = Self.previous(live, k)
+            if access(from, F_OK) == 0 {
+                if k >= keep { unlink(from) } else { rename(from, Self.previous(live, k + 1)) }
+            }
+            k -= 1
+        }
+        if rename(undo, Self.previous(live, 1)) != 0 {
+            logger.warning("\(Self.previous(live, 1)): cannot keep the replaced trie for rollback: \(String(cString: strerror(errno)))")
+            unlink(undo)
+        }
+    }
+
+    /// geogate 0.1 kept one replaced trie as `<database>.previous`: it is .1 now.
+    func adoptOldPrevious(live: String) {
+        let old = live + ".previous"
+        if access(old, F_OK) == 0 && access(Self.previous(live, 1), F_OK) != 0 { rename(old, Self.previous(live, 1)) }
     }
 
     func takeLock(_ command: String) throws(RefreshError) -> RunLock {
@@ -162,8 +235,8 @@ public struct Refresher {
     // MARK: - The switch
 
     /// Stages the trie and the sets, then switches sets, trie and daemon, undoing
-    /// the earlier switches when a later one fails. The live trie's old bytes become
-    /// `<database>.previous` only once everything succeeded.
+    /// the earlier switches when a later one fails. On success the replaced trie is
+    /// left as `<database>.undo` for the caller (refresh keeps it, rollback drops it).
     func switchTo(trie bytes: [UInt8], live: String, v4: RangeMap, v6: RangeMap) throws(RefreshError) {
         // Built aside: nothing live changes if either fails.
         let staged: AtomicFile.Staged
@@ -204,7 +277,7 @@ public struct Refresher {
                 throw RefreshError("sets: \(error); the live sets, the trie and the daemon were not changed")
             }
             sets = transaction
-            logger.info("sets: swapped in \(transaction.names.joined(separator: ", "))")
+            for line in transaction.reportLines { logger.info("sets: \(line)") }
         }
         // Switch 2: the trie.
         do {
@@ -221,22 +294,18 @@ public struct Refresher {
             }
         }
         sets?.finish()
-        if hadLive {
-            let previous = live + ".previous"
-            if rename(undo, previous) != 0 {
-                logger.warning("\(previous): cannot keep the replaced trie for rollback: \(String(cString: strerror(errno)))")
-                unlink(undo)
-            }
-        }
     }
 
     /// Fills the new sets aside, after the ownership and lockout checks.
     func prepareSets(v4: RangeMap, v6: RangeMap) throws(RefreshError) -> PreparedSets? {
-        let planned: [FirewallSet]
-        do { planned = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
+        let plan: [FirewallSet]
+        do { plan = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
             throw RefreshError("sets: \(error)")
         }
-        guard !planned.isEmpty else { return nil }
+        guard !plan.isEmpty else { return nil }
+        // While an admin has the filter switched open (`apply --open`), it stays open.
+        let planned = OpenFilter.effective(plan, config: config)
+        if OpenFilter.isOpen(config) { logger.warning("the filter is switched open (\(config.openMarkerFile)): loading open sets; `geogate apply` closes it") }
         let cut = SetLoader.lockouts(planned, connections: Lockout.incomingConnections())
         if !cut.isEmpty {
             throw RefreshError("sets: \(SetLoader.LockoutRefusal(cutOff: cut)); nothing changed (check, then `geogate apply --force`)")
@@ -267,6 +336,18 @@ public struct Refresher {
 
     // MARK: - Fetching
 
+    /// The process's environment (for the proxy variables).
+    func processEnvironment() -> [String: String] {
+        var out: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { out[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            p += 1
+        }
+        return out
+    }
+
     struct Fetched {
         var download: Download
         /// Input files for the importer.
@@ -277,11 +358,17 @@ public struct Refresher {
     }
 
     func fetchAll(into work: String, deadline: Double) async throws(RefreshError) -> [Fetched] {
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-                                configuration: HTTPClient.Configuration(
-                                    redirectConfiguration: .follow(max: 5, allowCycles: false),
-                                    timeout: .init(connect: .seconds(30), read: .seconds(Int64(settings.idleTimeoutSeconds)))))
-        let fetcher = HTTPFetcher(client: client, timeout: .seconds(Int64(settings.timeoutSeconds)), runDeadline: deadline,
+        let routes = try ProxyRoutes(config: settings, environment: processEnvironment())
+        // One client per way out: direct, and each proxy in use.
+        var clients: [ProxyServer?: HTTPClient] = [:]
+        for server in Set([nil, routes.http, routes.https]) {
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .follow(max: 5, allowCycles: false),
+                timeout: .init(connect: .seconds(30), read: .seconds(Int64(settings.idleTimeoutSeconds))))
+            configuration.proxy = server?.configuration
+            clients[server] = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        }
+        let fetcher = HTTPFetcher(clients: clients, routes: routes, timeout: .seconds(Int64(settings.timeoutSeconds)), runDeadline: deadline,
                                   retries: settings.retries,
                                   retryDelay: .milliseconds(Int64(settings.retryDelayMilliseconds)),
                                   maxBytes: settings.maxSizeMegabytes << 20, logger: logger)
@@ -294,7 +381,7 @@ public struct Refresher {
                 }
             }
         } catch { failure = error }
-        try? await client.shutdown()
+        for client in clients.values { try? await client.shutdown() }
         if let failure { throw failure }
         return result
     }

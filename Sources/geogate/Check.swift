@@ -11,17 +11,17 @@ struct Check: ParsableCommand {
         abstract: "Decide one address for a profile: exit 0 allowed, 1 denied, 2 error.",
         discussion: """
             Prints `ALLOW|DENY <CC|--> <reason>`, the same answer the firewall sets give. With --socket it asks \
-            the running daemon (`geogate serve`); with --config (and --db) it decides from the files directly.
+            the running daemon (`geogate serve`); without it, from the config and its trie (--db overrides the config's database:).
             """)
 
-    @Option(help: ArgumentHelp("The daemon's socket.", valueName: "PATH")) var socket: String?
-    @Option(help: ArgumentHelp("The config file (without --socket).", valueName: "FILE")) var config: String?
+    @Option(help: ArgumentHelp("Ask the daemon on this socket instead of deciding from the files.", valueName: "PATH")) var socket: String?
+    @Option(help: configHelp) var config: String?
     @Option(help: ArgumentHelp("The trie file (default: the config's database).", valueName: "FILE")) var db: String?
     @Option(help: "The profile.") var profile: String
     @Argument(help: "The address.") var address: String
 
     func validate() throws {
-        if (socket == nil) == (config == nil) { throw ValidationError("give either --socket PATH or --config FILE") }
+        if socket != nil && config != nil { throw ValidationError("give either --socket PATH or --config FILE, not both") }
         if socket != nil && db != nil { throw ValidationError("--db goes with --config, not --socket") }
     }
 
@@ -34,7 +34,7 @@ struct Check: ParsableCommand {
         if let socket {
             answer = try ask(socket: socket, "CHECK \(profile) \(ip)")
         } else {
-            let (cfg, trie) = try PolicyOptions.load(config: config!, db: db)
+            let (cfg, trie) = try PolicyOptions.load(config: configPath(config), db: db)
             guard let p = cfg.profile(named: profile) else {
                 printError("geogate: no profile \"\(profile)\" in \(cfg.path) (profiles: \(cfg.profiles.map(\.name).joined(separator: ", ")))")
                 throw ExitCode(2)

@@ -21,7 +21,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let trie = try openTrie(database.db)
+        let trie = try openTrie(try database.path())
         let code = CountryCode(country)!
         var out = OutputBuffer()
         for f in IPFamily.allCases where family == nil || family == f.rawValue {

@@ -12,7 +12,7 @@ struct Info: ParsableCommand {
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
-        let trie = try openTrie(database.db)
+        let trie = try openTrie(try database.path())
         let m = trie.metadata
         var out = OutputBuffer()
         out.write("file: \(trie.path)\n")

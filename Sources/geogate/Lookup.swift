@@ -16,7 +16,7 @@ struct Lookup: ParsableCommand {
     var addresses: [String] = []
 
     func run() throws {
-        let trie = try openTrie(database.db)
+        let trie = try openTrie(try database.path())
         let view = trie.view
         var out = OutputBuffer()
         var bad = 0

@@ -18,12 +18,15 @@ struct Refresh: AsyncParsableCommand {
             refresh.on-change runs. Exit 0 changed, 3 unchanged, 1 failed (nothing changed), 2 usage or bad config.
             """)
 
-    @Option(help: ArgumentHelp("The config file.", valueName: "FILE")) var config: String
+    @Option(help: configHelp) var config: String?
     @Flag(help: "Accept a change beyond the sanity guard's thresholds.") var force = false
+    @Flag(name: .shortAndLong, help: "Print only what changed, warnings and errors: nothing when the data is unchanged (for cron, which mails any output).")
+    var quiet = false
 
     func run() async throws {
-        let cfg = try loadConfig(config)
-        let logger = refreshLogger()
+        let cfg = try loadConfig(configPath(config))
+        var logger = refreshLogger()
+        if quiet { logger.logLevel = .notice }
         do {
             switch try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force) {
             case .changed: return
@@ -42,11 +45,14 @@ struct Rollback: ParsableCommand {
         abstract: "Put back the trie that the last refresh replaced, then reload the daemon and re-apply the sets.",
         discussion: "Exit 0 rolled back, 1 failed (nothing changed), 2 usage or bad config.")
 
-    @Option(help: ArgumentHelp("The config file.", valueName: "FILE")) var config: String
+    @Option(help: configHelp) var config: String?
+
+    @Flag(name: .shortAndLong, help: "Print only the outcome, warnings and errors.") var quiet = false
 
     func run() throws {
-        let cfg = try loadConfig(config)
-        let logger = refreshLogger()
+        let cfg = try loadConfig(configPath(config))
+        var logger = refreshLogger()
+        if quiet { logger.logLevel = .notice }
         do { try Refresher(config: cfg, logger: logger, now: buildTimeNow()).rollback() } catch {
             logger.error("\(error)")
             throw ExitCode(1)
@@ -54,9 +60,14 @@ struct Rollback: ParsableCommand {
     }
 }
 
-func loadConfig(_ path: String) throws -> GeoGateConfig {
+/// Loads the config; a bad or missing one is a message and exit 2. `needed`: what
+/// else the caller could have given instead (for the hint when the file is missing).
+func loadConfig(_ path: String, for needed: String? = nil) throws -> GeoGateConfig {
     do { return try GeoGateConfig.load(path: path) } catch {
         printError("geogate: \(error)")
+        if access(path, F_OK) != 0 {
+            printError("geogate: name a config with --config FILE or GEOGATE_CONFIG\(needed.map { ", or give \($0)" } ?? ""); the package installs \(defaultConfigPath)")
+        }
         throw ExitCode(2)
     }
 }

@@ -16,13 +16,14 @@ struct Serve: AsyncParsableCommand {
             them in; a bad new file is logged and the old data keeps serving. SIGTERM/SIGINT shut down gracefully.
             """)
 
-    @Option(help: ArgumentHelp("The config file.", valueName: "FILE")) var config: String
+    @Option(help: configHelp) var config: String?
     @Option(help: ArgumentHelp("The trie file (default: the config's database).", valueName: "FILE")) var db: String?
     @Option(help: ArgumentHelp("The socket (default: the config's daemon.socket).", valueName: "PATH")) var socket: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "geogate")
+        let config = configPath(self.config)
         let service: LookupService
         do { service = try LookupService(configPath: config, database: db, logger: logger) } catch {
             printError("geogate: \(error)")

@@ -6,22 +6,18 @@ import GeoGateTrie
 
 /// `--config FILE`, plus `--db FILE` (default: the config's `database:`).
 struct PolicyOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The config file (profiles, trusted networks).", valueName: "FILE"))
-    var config: String
+    @Option(help: configHelp) var config: String?
 
     @Option(help: ArgumentHelp("The trie file (default: the config's database).", valueName: "FILE"))
     var db: String?
 
-    func load() throws -> (GeoGateConfig, TrieFile) { try PolicyOptions.load(config: config, db: db) }
+    func load() throws -> (GeoGateConfig, TrieFile) { try PolicyOptions.load(config: configPath(config), db: db) }
 
     /// Loads the config (a bad one: message and exit 2) and the trie it is used with.
     static func load(config: String, db: String?) throws -> (GeoGateConfig, TrieFile) {
-        let cfg: GeoGateConfig
+        let cfg = try loadConfig(config)
         let path: String
-        do {
-            cfg = try GeoGateConfig.load(path: config)
-            path = try cfg.trieFile(override: db)
-        } catch {
+        do { path = try cfg.trieFile(override: db) } catch {
             printError("geogate: \(error)")
             throw ExitCode(2)
         }
@@ -86,9 +82,12 @@ struct Apply: ParsableCommand {
             set, then all are swapped with the live sets (rules that use them keep working) and the old contents \
             destroyed; on any failure every live set stays as it was. Only sets geogate created (recorded in \
             <runtime-dir>/sets) are replaced: a live set of that name that is not geogate's is refused unless \
-            adopted (--adopt NAME, or adopt-sets: in the config). nft: the sets of table inet geogate are created \
-            or flushed and refilled in one nft transaction. Needs CAP_NET_ADMIN. Exit 0 applied, 1 refused or \
-            failed (nothing changed), 2 usage or bad config.
+            adopted (--adopt NAME, or adopt-sets: in the config). A set that already holds exactly the new contents \
+            is left alone. nft: the sets of table inet geogate are created or flushed and refilled in one nft \
+            transaction. --open is the emergency off switch: every profile set matches every address (the rules \
+            that use them let everyone in) until the next plain apply, and refresh and the boot unit keep it \
+            open meanwhile. Needs CAP_NET_ADMIN. Exit 0 applied, 1 refused or failed (nothing changed), 2 usage \
+            or bad config.
             """)
 
     @OptionGroup var options: PolicyOptions
@@ -100,14 +99,19 @@ struct Apply: ParsableCommand {
     @Flag(help: "Also one set per country and family.") var perCountry = false
     @Option(help: ArgumentHelp("Replace this live set although geogate did not create it (repeatable; ipset).", valueName: "NAME"))
     var adopt: [String] = []
+    @Flag(help: "Emergency off: load sets that let every address in, until the next apply without --open.")
+    var open = false
+    @Flag(help: "Put back what was live (geogate-sets.service at boot): the planned sets, or open ones after --open.")
+    var boot = false
 
     func validate() throws {
         if let backend, backend != "ipset" && backend != "nft" { throw ValidationError("--backend is ipset or nft") }
+        if open && boot { throw ValidationError("--open and --boot do not go together") }
     }
 
     func run() throws {
         let (cfg, trie) = try options.load()
-        let sets = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
+        let planned = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
         func failed(_ error: some Error) -> ExitCode {
             printError("geogate: \(error)")
             printError("geogate: the live sets were not changed")
@@ -118,12 +122,19 @@ struct Apply: ParsableCommand {
             throw failed(error)
         }
         defer { lock.release() }
+        // Read under the lock: refresh changes sets only while holding it.
+        let wasOpen = OpenFilter.isOpen(cfg)
+        let opening = open || (boot && wasOpen)
+        let sets = opening ? OpenFilter.opened(planned) : planned
+        if opening { printError("geogate: the filter is \(open ? "being switched" : "still switched") open: every address matches the profile sets") }
         var loader: SetLoader?
         if (backend ?? cfg.backend) == "ipset" {
             do {
                 let ipset = try LiveState.loader(cfg, adopt: adopt)
                 try ipset.checkOwnership(sets)
-                for c in try ipset.changes(sets) { print((dryRun ? "would change " : "") + c.description) }
+                if dryRun {
+                    for c in try ipset.changes(sets) { print(c.unchanged ? c.description : "would change " + c.description) }
+                }
                 loader = ipset
             } catch { throw failed(error) }
         } else {
@@ -139,9 +150,23 @@ struct Apply: ParsableCommand {
             printError("geogate: --force: applying although \(cut.count) established connection(s) will be cut off")
         }
         if dryRun { return }
+        // The marker changes first and is put back if the load fails: a refresh
+        // must never find the filter closed while the marker says open, or open
+        // while it says closed.
+        let marking = opening != wasOpen && !boot
+        if marking {
+            do { try OpenFilter.mark(cfg, open: opening, by: "geogate apply\(open ? " --open" : "")") } catch { throw failed(error) }
+        }
         do {
-            if var ipset = loader { try ipset.load(sets) } else { try NFTLoader.load(sets) }
-        } catch { throw failed(error) }
-        print("applied \(sets.count) set\(sets.count == 1 ? "" : "s")")
+            if var ipset = loader {
+                for line in try ipset.load(sets).lines { print(line) }
+            } else {
+                try NFTLoader.load(sets)
+            }
+        } catch {
+            if marking { try? OpenFilter.mark(cfg, open: wasOpen, by: "geogate apply (put back after a failure)") }
+            throw failed(error)
+        }
+        print("applied \(sets.count) set\(sets.count == 1 ? "" : "s")\(opening ? ", switched open (geogate apply without --open closes it)" : "")")
     }
 }

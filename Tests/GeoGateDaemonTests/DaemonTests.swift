@@ -15,7 +15,7 @@ final class Daemon {
     var pid: pid_t = 0
 
     init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000, httpSocket: Bool = false,
-         watchInterval: Int = 0) throws {
+         watchInterval: Int = 0, socketMode: String = "0666", socketGroup: String? = nil) throws {
         directory = NSTemporaryDirectory() + "geogate-daemon-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         chmod(directory, 0o755)
@@ -27,7 +27,8 @@ final class Daemon {
             database: \(triePath)
             daemon:
               socket: \(socket)
-              socket-mode: "0666"
+              socket-mode: "\(socketMode)"
+            \(socketGroup.map { "  socket-group: \($0)" } ?? "")
               idle-timeout: \(idleTimeout)
               max-connections: \(maxConnections)
               watch-interval: \(watchInterval)
@@ -492,6 +493,10 @@ final class Client {
         }
         #expect(answer == ["PONG"])
         #expect(!FileManager.default.fileExists(atPath: d.directory + "/other.sock"), "the configured path is not bound")
+        // The log names the socket it really listens on, and says that it is not the configured one.
+        let log = (try? String(contentsOfFile: d.directory + "/serve2.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("listening on \(activated)") && !log.contains("listening on \(d.directory)/other.sock"), "\(log)")
+        #expect(log.contains("not daemon.socket \(d.directory)/other.sock"), "\(log)")
     }
 }
 
@@ -592,5 +597,107 @@ final class Client {
         // Daemon down: nginx fails the guarded location closed (500), never open.
         _ = d.stop()
         #expect(status("81.2.69.160") == "500")
+    }
+}
+
+/// The shipped nginx snippet (Docs/examples/nginx-geogate.conf) as an admin uses
+/// it: nginx's workers run as www-data, so the daemon's HTTP socket must carry
+/// that group (daemon.socket-group); denied visitors get the shipped page.
+@Suite(.serialized) struct NginxSnippetTests {
+    /// nginx (workers as www-data) with the snippet, its socket and page paths
+    /// pointed at the test's; the status and body of /login for `address`.
+    func withNginx(_ d: Daemon, _ body: ((String) -> (String, String)) throws -> Void) throws {
+        let port = 20_000 + Int((getpid() + 7) % 20_000)
+        let conf = d.directory + "/nginx.conf"
+        for sub in ["tmp", "www", "page"] {
+            try FileManager.default.createDirectory(atPath: d.directory + "/" + sub, withIntermediateDirectories: true)
+        }
+        try "login page\n".write(toFile: d.directory + "/www/login", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/Docs/web/denied.html", toPath: d.directory + "/page/denied.html")
+        let snippet = try String(contentsOfFile: repositoryRoot + "/Docs/examples/nginx-geogate.conf", encoding: .utf8)
+            .replacingOccurrences(of: "/run/geogate/http.sock", with: d.directory + "/http.sock")
+            .replacingOccurrences(of: "root /usr/share/geogate;", with: "root \(d.directory)/page;")
+        try snippet.write(toFile: d.directory + "/geogate-snippet.conf", atomically: true, encoding: .utf8)
+        try """
+            user www-data;
+            daemon off;
+            worker_processes 1;
+            error_log \(d.directory)/nginx-error.log;
+            pid \(d.directory)/nginx.pid;
+            events {}
+            http {
+                access_log off;
+                client_body_temp_path \(d.directory)/tmp; proxy_temp_path \(d.directory)/tmp;
+                fastcgi_temp_path \(d.directory)/tmp; uwsgi_temp_path \(d.directory)/tmp; scgi_temp_path \(d.directory)/tmp;
+                server {
+                    listen 127.0.0.1:\(port);
+                    root \(d.directory)/www;
+                    set_real_ip_from 127.0.0.1;
+                    real_ip_header X-Forwarded-For;
+                    include \(d.directory)/geogate-snippet.conf;
+                }
+            }
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let nginx = spawn("/usr/sbin/nginx", ["-p", d.directory, "-c", conf], stderr: d.directory + "/nginx.stderr")
+        try #require(nginx > 0, "cannot start /usr/sbin/nginx (Scripts/install-deps.sh installs nginx-light)")
+        defer { kill(nginx, SIGTERM); var s: Int32 = 0; waitpid(nginx, &s, 0) }
+        func get(_ address: String) -> (String, String) {
+            let out = d.directory + "/curl.out", page = d.directory + "/curl.body"
+            _ = run("/usr/bin/curl", ["-s", "-m", "5", "-o", page, "-w", "%{http_code}", "-H", "X-Forwarded-For: \(address)",
+                                      "http://127.0.0.1:\(port)/login"], stdout: out, stderr: "/dev/null")
+            return ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: page, encoding: .utf8)) ?? "")
+        }
+        for _ in 0..<50 where get("81.2.69.160").0 == "000" { usleep(100_000) }
+        try body(get)
+    }
+
+    @Test func theSnippetWorksForWorkersOfTheSocketGroupAndShowsTheDeniedPage() throws {
+        let d = try Daemon(httpSocket: true, socketMode: "0660", socketGroup: "www-data")
+        try withNginx(d) { get in
+            let allowed = get("81.2.69.160")
+            #expect(allowed.0 == "200" && allowed.1 == "login page\n",
+                    "GB is allowed for web: \(allowed) \((try? String(contentsOfFile: d.directory + "/nginx-error.log", encoding: .utf8)) ?? "")")
+            let denied = get("8.8.8.8")
+            #expect(denied.0 == "403" && denied.1.contains("You are not allowed to connect"), "\(denied)")
+        }
+    }
+
+    @Test func withoutTheSocketGroupTheWorkersAreRefusedAndEveryoneGets500() throws {
+        let d = try Daemon(httpSocket: true, socketMode: "0660")
+        try withNginx(d) { get in
+            #expect(get("81.2.69.160").0 == "500", "fails closed")
+            let log = (try? String(contentsOfFile: d.directory + "/nginx-error.log", encoding: .utf8)) ?? ""
+            #expect(log.contains("Permission denied"), "\(log)")
+        }
+    }
+}
+
+/// PHP's geogate_deny(): the shipped page with status 403, through PHP's own web server.
+@Suite(.serialized) struct PHPDenyPageTests {
+    @Test func aDeniedLoginGetsTheShippedPageWith403() throws {
+        let d = try Daemon()
+        let port = 20_000 + Int((getpid() + 11) % 20_000)
+        try FileManager.default.createDirectory(atPath: d.directory + "/site", withIntermediateDirectories: true)
+        try """
+            <?php
+            require '\(repositoryRoot)/Docs/clients/geogate.php';
+            $ip = $_SERVER['HTTP_X_FORWARDED_FOR'] ?? $_SERVER['REMOTE_ADDR'];
+            if (!geogate_allowed('web', $ip, false, '\(d.socket)')) {
+                geogate_deny('\(repositoryRoot)/Docs/web/denied.html');
+            }
+            echo "welcome\\n";
+            """.write(toFile: d.directory + "/site/login.php", atomically: true, encoding: .utf8)
+        let php = spawn("/usr/bin/php", ["-S", "127.0.0.1:\(port)", "-t", d.directory + "/site"], stderr: d.directory + "/php-server.log")
+        defer { kill(php, SIGTERM); var s: Int32 = 0; waitpid(php, &s, 0) }
+        func get(_ address: String) -> (String, String) {
+            let out = d.directory + "/curl.out", page = d.directory + "/curl.body"
+            _ = run("/usr/bin/curl", ["-s", "-m", "5", "-o", page, "-w", "%{http_code}", "-H", "X-Forwarded-For: \(address)",
+                                      "http://127.0.0.1:\(port)/login.php"], stdout: out, stderr: "/dev/null")
+            return ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: page, encoding: .utf8)) ?? "")
+        }
+        for _ in 0..<50 where get("81.2.69.160").0 == "000" { usleep(100_000) }
+        #expect(get("81.2.69.160") == ("200", "welcome\n"))
+        let denied = get("8.8.8.8")
+        #expect(denied.0 == "403" && denied.1.contains("<h1>You are not allowed to connect</h1>"), "\(denied)")
     }
 }

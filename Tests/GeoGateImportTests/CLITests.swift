@@ -1,10 +1,13 @@
 import Foundation
 import Testing
 
-func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResult {
+func geogate(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
+             directory: String? = nil) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: geogateBinary)
     process.arguments = arguments
+    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -172,10 +175,88 @@ func geogate(_ arguments: [String], stdin: String? = nil) throws -> CommandResul
         #expect(missing.status == 2 && missing.stderr.contains("cannot open"))
     }
 
-    @Test func usageErrors() throws {
-        #expect(try geogate(["export", "--db", "x", "--country", "UX"]).status == 64)
-        #expect(try geogate(["compile", "-o", "/tmp/x", "--format", "nonsense"]).status == 64)
+    /// Usage errors exit 2, as README says (the argument parser's own default is 64).
+    @Test func usageErrorsExit2() throws {
+        for args in [["export", "--db", "x", "--country", "UX"], ["compile", "-o", "/tmp/x", "--format", "nonsense"],
+                     ["lookup", "--no-such-flag"], ["export", "--db", "x"], ["frobnicate"],
+                     ["check", "--socket", "/x", "--config", "/y", "--profile", "web", "1.2.3.4"],
+                     ["apply", "--open", "--boot"], ["sets", "--format", "pf"]] {
+            let r = try geogate(args)
+            #expect(r.status == 2, "\(args): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("Usage:") || r.stderr.contains("Error:"), "\(args): \(r.stderr)")
+        }
         let help = try geogate(["--help"])
-        for verb in ["compile", "lookup", "info", "export"] { #expect(help.stdout.contains(verb)) }
+        #expect(help.status == 0)
+        for verb in ["compile", "lookup", "info", "export", "sets", "apply", "check", "serve", "refresh", "rollback"] {
+            #expect(help.stdout.contains(verb))
+        }
+        let version = try geogate(["--version"])
+        #expect(version.status == 0 && version.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version.stdout)")
+    }
+
+    /// With no --config/--db/--socket, every command reads $GEOGATE_CONFIG (the
+    /// package's /etc/geogate/geogate.conf otherwise): database: is the trie.
+    @Test func theConfigNamesTheDefaults() throws {
+        let dir = try TemporaryDirectory()
+        let trie = dir.path + "/countries.trie"
+        #expect(try geogate(["compile", "-q", "-o", trie]).status == 0)
+        let conf = dir.path + "/geogate.conf"
+        try """
+            database: \(trie)
+            profiles:
+              web:
+                scope: web-only
+                allow-countries: [GB]
+              full:
+                scope: full-server
+                allow-countries: [IT]
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let env = ["GEOGATE_CONFIG": conf]
+        let lookup = try geogate(["lookup", "81.2.69.160"], environment: env)
+        #expect(lookup.status == 0 && lookup.stdout == "81.2.69.160 GB\n", "\(lookup)")
+        #expect(try geogate(["info"], environment: env).stdout.contains("file: \(trie)"))
+        #expect(try geogate(["export", "--country", "IT", "--family", "4"], environment: env).stdout.contains("/"))
+        #expect(try geogate(["sets", "--format", "ipset"], environment: env).stdout.contains("create geogate-full-v4"))
+        let allowed = try geogate(["check", "--profile", "web", "81.2.69.160"], environment: env)
+        #expect(allowed.status == 0 && allowed.stdout.hasPrefix("ALLOW GB"), "\(allowed)")
+        let denied = try geogate(["check", "--profile", "web", "8.8.8.8"], environment: env)
+        #expect(denied.status == 1 && denied.stdout.hasPrefix("DENY"), "\(denied)")
+        // --config beats the environment; --db beats the config's database:.
+        let other = dir.path + "/other.conf"
+        try "database: \(dir.path)/missing.trie\nprofiles:\n  web:\n    scope: web-only\n    allow-countries: [US]\n"
+            .write(toFile: other, atomically: true, encoding: .utf8)
+        #expect(try geogate(["check", "--config", other, "--db", trie, "--profile", "web", "8.8.8.8"], environment: env).status == 0)
+        #expect(try geogate(["lookup", "--config", other, "1.1.1.1"], environment: env).status == 2)
+        // No config where it is looked for: exit 2, naming the file and the ways out.
+        let none = try geogate(["lookup", "1.1.1.1"], environment: ["GEOGATE_CONFIG": dir.path + "/nope.conf"])
+        #expect(none.status == 2 && none.stderr.contains("nope.conf") && none.stderr.contains("--db"), "\(none)")
+        let check = try geogate(["check", "--profile", "web", "1.1.1.1"], environment: ["GEOGATE_CONFIG": dir.path + "/nope.conf"])
+        #expect(check.status == 2 && check.stderr.contains("nope.conf"), "\(check)")
+    }
+
+    /// Each exit status README documents, command by command (apply's 1 and
+    /// refresh's 0/1/3 need a kernel or a server: Kernel and Refresh tests).
+    @Test func everyDocumentedExitStatus() throws {
+        let dir = try TemporaryDirectory()
+        let trie = dir.path + "/t.trie"
+        #expect(try geogate(["compile", "-q", "-o", trie]).status == 0)
+        try "1.2.3.4,1.2.3.9,IT\nnot a line\n".write(toFile: dir.path + "/bad.csv", atomically: true, encoding: .utf8)
+        #expect(try geogate(["compile", "-q", dir.path + "/bad.csv", "-o", dir.path + "/x.trie"]).status == 1, "bad input: 1")
+        #expect(try geogate(["lookup", "--db", trie], stdin: "1.1.1.1\nnope\n").status == 1, "a bad line: 1")
+        #expect(try geogate(["info", "--db", dir.path + "/bad.csv"]).status == 2, "not a trie: 2")
+        let conf = dir.path + "/c.conf"
+        try "database: \(trie)\nruntime-dir: \(dir.path)/run\nstate-dir: \(dir.path)/state\nprofiles:\n  web:\n    scope: web-only\n    allow-countries: [GB]\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        #expect(try geogate(["check", "--config", conf, "--profile", "web", "81.2.69.160"]).status == 0)
+        #expect(try geogate(["check", "--config", conf, "--profile", "web", "8.8.8.8"]).status == 1)
+        #expect(try geogate(["check", "--config", conf, "--profile", "nope", "8.8.8.8"]).status == 2)
+        #expect(try geogate(["check", "--socket", dir.path + "/none.sock", "--profile", "web", "8.8.8.8"]).status == 2)
+        try "profiles: [\n".write(toFile: dir.path + "/broken.conf", atomically: true, encoding: .utf8)
+        for verb in [["refresh"], ["rollback"], ["apply"], ["sets", "--format", "nft"], ["serve"]] {
+            let r = try geogate(verb + ["--config", dir.path + "/broken.conf"])
+            #expect(r.status == 2, "\(verb) with a broken config: \(r.status) \(r.stderr)")
+        }
+        #expect(try geogate(["apply", "--config", conf, "--profile", "web"]).status == 2, "a web-only profile has no set: 2")
+        #expect(try geogate(["rollback", "--config", conf]).status == 1, "nothing to roll back to: 1")
     }
 }
