@@ -115,7 +115,7 @@ int gg_ipset_exists(gg_ipset *ctx, const char *name) {
     return gg_fail(ctx, "cannot read the set header");
 }
 
-int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family, int64_t *entries) {
+int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family) {
     if (gg_ipset_commit(ctx) < 0) return -1;
     if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
     int ret = ipset_cmd(ctx->session, IPSET_CMD_HEADER, 0);
@@ -125,9 +125,6 @@ int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family,
         snprintf(type, 32, "%s", typename ? typename : "?");
         uint8_t proto = ipset_data_family(data);
         *family = proto == NFPROTO_IPV6 ? 6 : proto == NFPROTO_IPV4 ? 4 : 0;
-        /* The kernel reports the entry count since Linux 4.18; -1 when it does not. */
-        const uint32_t *count = ipset_data_test(data, IPSET_OPT_ELEMENTS) ? ipset_data_get(data, IPSET_OPT_ELEMENTS) : NULL;
-        *entries = count ? (int64_t)*count : -1;
         ipset_data_reset(data);
         ipset_session_report_reset(ctx->session);
         return 1;
@@ -204,6 +201,29 @@ int gg_ipset_destroy(gg_ipset *ctx, const char *name) {
     if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
     if (strcmp(ctx->add_set, name) == 0) ctx->add_type = NULL;
     return gg_done(ctx, ipset_cmd(ctx->session, IPSET_CMD_DESTROY, 0), "destroy failed");
+}
+
+/* `ipset list -terse NAME`: the kernel's entry count ("Number of entries", Linux
+   4.18 and later), without listing the members. -1 when the kernel does not say. */
+int64_t gg_ipset_count(gg_ipset *ctx, const char *name) {
+    if (gg_ipset_commit(ctx) < 0) return -2;
+    if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -2;
+    if (ipset_session_output(ctx->session, IPSET_LIST_PLAIN) < 0) { gg_fail(ctx, "bad output mode"); return -2; }
+    ctx->output_length = 0;
+    ipset_envopt_set(ctx->session, IPSET_ENV_LIST_HEADER);
+    int ret = ipset_cmd(ctx->session, IPSET_CMD_LIST, 0);
+    ipset_envopt_unset(ctx->session, IPSET_ENV_LIST_HEADER);
+    if (gg_done(ctx, ret, "reading the set header failed") < 0) return -2;
+    int64_t count = -1;
+    static const char key[] = "Number of entries: ";
+    for (size_t i = 0; ctx->output && i + sizeof key - 1 < ctx->output_length; i++) {
+        if ((i == 0 || ctx->output[i - 1] == '\n') && strncmp(ctx->output + i, key, sizeof key - 1) == 0) {
+            count = strtoll(ctx->output + i + sizeof key - 1, NULL, 10);
+            break;
+        }
+    }
+    ctx->output_length = 0;
+    return count;
 }
 
 int gg_ipset_save(gg_ipset *ctx, const char *name) {

@@ -27,17 +27,22 @@ public final class IPSetKernel {
         return r == 1
     }
 
-    /// A live set's type, family and entry count (nil when the kernel does not
-    /// say), or nil when there is no set of that name.
-    public func header(_ name: String) throws(IPSetError) -> (type: String, family: IPFamily?, entries: Int?)? {
+    /// A live set's type and family, or nil when there is no set of that name.
+    public func header(_ name: String) throws(IPSetError) -> (type: String, family: IPFamily?)? {
         var type = [CChar](repeating: 0, count: 32)
         var family: Int32 = 0
-        var entries: Int64 = -1
-        let r = gg_ipset_header(ctx, name, &type, &family, &entries)
+        let r = gg_ipset_header(ctx, name, &type, &family)
         try check(r, "ipset \(name)")
         guard r == 1 else { return nil }
         let typeName = String(decoding: type.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return (typeName, family == 4 ? .v4 : family == 6 ? .v6 : nil, entries >= 0 ? Int(entries) : nil)
+        return (typeName, family == 4 ? .v4 : family == 6 ? .v6 : nil)
+    }
+
+    /// How many entries the kernel says a live set holds (nil: it does not say).
+    public func count(_ name: String) throws(IPSetError) -> Int? {
+        let n = gg_ipset_count(ctx, name)
+        if n == -2 { try check(-1, "ipset \(name)") }
+        return n >= 0 ? Int(n) : nil
     }
 
     public func createHashNet(_ name: String, family: IPFamily, hashSize: Int, maxElements: Int) throws(IPSetError) {

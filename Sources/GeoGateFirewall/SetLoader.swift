@@ -113,8 +113,9 @@ public struct SetLoader {
             for (set, temporary) in zip(changed, names) {
                 try transaction.registry.record(temporary, family: set.family, temporary: true)
                 try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements)
-                let live = try kernel.header(set.name)
-                transaction.steps.append(.init(set: set, temporary: temporary, existed: live != nil, liveEntries: live?.entries,
+                let existed = try kernel.exists(set.name)
+                transaction.steps.append(.init(set: set, temporary: temporary, existed: existed,
+                                               liveEntries: existed ? try kernel.count(set.name) : nil,
                                                oldDigest: registry.digest(of: set.name)))
                 try kernel.add(set.cidrs, to: temporary)
                 do { try FaultInjection.check("sets-fill") } catch { throw IPSetError("filling \(temporary): \(error)") }
@@ -133,8 +134,8 @@ public struct SetLoader {
     /// too (a hand-made `ipset add`/`del` changes it; a full check is `apply --dry-run`).
     func holdsAlready(_ set: FirewallSet) throws(IPSetError) -> Bool {
         guard registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
-              let live = try kernel.header(set.name), live.entries == set.cidrs.count else { return false }
-        return true
+              try kernel.exists(set.name) else { return false }
+        return try kernel.count(set.name) == set.cidrs.count
     }
 
     /// What a load did, set by set.

@@ -115,7 +115,12 @@ extension Reader {
             case "reload-daemon": r.reloadDaemon = try bool(v, key)
             case "apply-sets": r.applySets = try bool(v, key)
             case "keep-previous": r.keepPrevious = try number(v, key, 0...30)
-            case "proxy": r.proxy = try string(v, key)
+            case "proxy":
+                let proxy = try string(v, key)
+                guard !proxy.contains("://") || proxy.lowercased().hasPrefix("http://") else {
+                    throw fail(v, key, "\"\(proxy)\": only http:// proxies are supported (HTTPS goes through them with CONNECT)")
+                }
+                r.proxy = proxy
             case "no-proxy": r.noProxy = try string(v, key)
             default: r.onChange = try string(v, key)
             }

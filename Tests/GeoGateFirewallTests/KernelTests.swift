@@ -43,7 +43,7 @@ struct KernelTests {
         defer { ns.remove() }
         let applied = ns.run("\"$GEOGATE\" apply --config \(configPath) --db \(triePath)")
         #expect(applied.status == 0, "\(applied.stderr)")
-        #expect(applied.stdout.contains("geogate-full-v4: new set"))
+        #expect(applied.stdout.contains("geogate-full-v4: created"), "\(applied.stdout)")
 
         let trie = try TrieFile(path: triePath)
         let config = try GeoGateConfig.load(path: configPath)

@@ -119,8 +119,9 @@ struct TransactionTests {
         #expect(new.contains("DENY CN") && new.contains("ALLOW IT") && new.contains("198.51.100.7 CN")
                 && new.contains("203.0.113.9 IT") && new.contains("203.0.113.0/24") && !new.contains("198.51.100.0/24"), "\(new)")
         if backend == "nft" { #expect(new.contains("ip saddr != @geogate-full-v4 drop"), "the admin's chain is still there: \(new)") }
-        #expect(FileManager.default.fileExists(atPath: live + ".previous"))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: live + ".previous")) == trieBefore)
+        // The replaced trie is kept for rollback as <database>.1.
+        #expect(FileManager.default.fileExists(atPath: live + ".1"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: live + ".1")) == trieBefore)
     }
 
     /// Finding 2: applies of two configs and a refresh at the same time, several

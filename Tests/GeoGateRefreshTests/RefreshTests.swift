@@ -357,3 +357,103 @@ func gzip(_ bytes: [UInt8], in directory: String) throws -> [UInt8] {
     _ = run("/bin/gzip", ["-kf9n", path], stderr: "/dev/null")
     return Array(try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
 }
+
+/// A real HTTP proxy (tinyproxy) on a free loopback port, in the foreground,
+/// stopped with the test. It adds `Via: 1.1 geogate-test-proxy` to what it forwards.
+final class TinyProxy {
+    let port: Int
+    let pid: pid_t
+
+    init(directory: String) throws {
+        // A free port: bound and released (tinyproxy takes it a moment later).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(fd, $0, length); _ = getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        close(fd)
+        let conf = directory + "/tinyproxy.conf"
+        try """
+            Port \(port)
+            Listen 127.0.0.1
+            Timeout 30
+            LogLevel Info
+            MaxClients 20
+            Allow 127.0.0.1
+            ViaProxyName "geogate-test-proxy"
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        logPath = directory + "/tinyproxy.log"
+        // (In the foreground, tinyproxy logs to standard output.)
+        pid = spawn("/usr/bin/tinyproxy", ["-d", "-c", conf], stdout: logPath, stderr: directory + "/tinyproxy.stderr")
+        guard pid > 0 else { throw CocoaError(.executableNotLoadable) }
+        for _ in 0..<100 {
+            let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var target = sockaddr_in()
+            target.sin_family = sa_family_t(AF_INET)
+            target.sin_addr.s_addr = inet_addr("127.0.0.1")
+            target.sin_port = in_port_t(UInt16(port).bigEndian)
+            let ok = withUnsafePointer(to: &target) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(probe)
+            if ok { return }
+            usleep(50_000)
+        }
+    }
+
+    func stop() { kill(pid, SIGTERM); var s: Int32 = 0; waitpid(pid, &s, 0) }
+    var url: String { "http://127.0.0.1:\(port)" }
+    let logPath: String
+
+    /// The tunnels tinyproxy opened to `port` (AsyncHTTPClient sends plain HTTP
+    /// through a CONNECT tunnel too).
+    func tunnels(to port: Int) -> Int {
+        ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").components(separatedBy: "CONNECT 127.0.0.1:\(port) ").count - 1
+    }
+}
+
+@Suite(.serialized) struct ProxyTests {
+    @Test func downloadsGoThroughTheProxyOfTheEnvironmentOrTheConfigButNotForNoProxyHosts() throws {
+        let s = try RefreshScratch()
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        let proxy = try TinyProxy(directory: s.directory)
+        defer { proxy.stop() }
+        // http_proxy, as curl reads it.
+        let (first, log) = s.refresh(environment: ["http_proxy": proxy.url])
+        #expect(first == 0, "\(log)")
+        #expect(proxy.tunnels(to: s.server.port) == 1, "through tinyproxy")
+        #expect(log.contains("through the proxy 127.0.0.1:\(proxy.port)"), "\(log)")
+        // no_proxy names the server (as a CIDR): straight there.
+        let (second, log2) = s.refresh(environment: ["http_proxy": proxy.url, "no_proxy": "localhost, 127.0.0.0/8"])
+        #expect(second == 3, "\(log2)")
+        #expect(s.server.requests("/dbip.csv").count == 2 && proxy.tunnels(to: s.server.port) == 1, "direct")
+        // HTTP_PROXY in upper case is not read (a CGI client can set it), as by curl.
+        let (third, log4) = s.refresh(environment: ["HTTP_PROXY": "http://127.0.0.1:1"])
+        #expect(third == 3, "\(log4)")
+        // A proxy that is down: the refresh fails, names it, and changes nothing.
+        let before = s.liveBytes
+        let (down, log3) = s.refresh(["--force"], environment: ["http_proxy": "http://127.0.0.1:1"])
+        #expect(down == 1 && log3.contains("through the proxy 127.0.0.1:1"), "\(log3)")
+        #expect(s.liveBytes == before)
+    }
+
+    @Test func refreshProxyInTheConfigWinsOverTheEnvironment() throws {
+        let s = try RefreshScratch(extra: "  proxy: PROXY\n  no-proxy: example.org")
+        let proxy = try TinyProxy(directory: s.directory)
+        defer { proxy.stop() }
+        let text = try String(contentsOfFile: s.configPath, encoding: .utf8).replacingOccurrences(of: "PROXY", with: proxy.url)
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv())])
+        let (status, log) = s.refresh(environment: ["http_proxy": "http://127.0.0.1:1", "no_proxy": "127.0.0.1"])
+        #expect(status == 0, "\(log)")
+        #expect(proxy.tunnels(to: s.server.port) == 1, "through tinyproxy")
+        // Only HTTP proxies: a SOCKS one is a config error (exit 2), not ignored.
+        try text.replacingOccurrences(of: proxy.url, with: "socks5://127.0.0.1:1080").write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        let (bad, log2) = s.refresh()
+        #expect(bad == 2 && log2.contains("refresh.proxy") && log2.contains("only http://"), "\(log2)")
+    }
+}

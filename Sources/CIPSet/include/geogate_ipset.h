@@ -22,7 +22,9 @@ const char *gg_ipset_error(const gg_ipset *ctx);
 int gg_ipset_exists(gg_ipset *ctx, const char *name);
 /// Like gg_ipset_exists; on 1 also the set's type name ("hash:net") and family
 /// (4, 6, or 0 for another).
-int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family, int64_t *entries);
+int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family);
+/* The entry count the kernel reports for a set; -1 when it does not say, -2 on error. */
+int64_t gg_ipset_count(gg_ipset *ctx, const char *name);
 int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem);
 /// Queues an add; adds to one set are sent in batches, as `ipset restore` does.
 /// `sequence` (from 1) is echoed in the kernel's error for a bad entry.
