@@ -15,8 +15,15 @@ sections="${*:-compiler sets daemon}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 bash Scripts/install-deps.sh bench
-swift build -c release 2>&1 | tail -1
-bin=.build/release
+# GEOGATE_BENCH_BIN=DIR measures the binaries already built there (e.g. the tests'
+# .build/release) instead of building: a plain release build after a test build
+# recompiles every module.
+if [ -n "${GEOGATE_BENCH_BIN:-}" ]; then
+    bin=$GEOGATE_BENCH_BIN
+else
+    swift build -c release 2>&1 | tail -1
+    bin=.build/release
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -80,6 +87,39 @@ ip netns del "$ns"
 echo "$out"
 ratio=$(echo "$out" | sed -nE 's/^ratio: ([0-9.]+)/\1/p')
 check "libipset load vs ipset restore ratio" "$ratio" ">=" "$IPSET_LOAD_RATIO_MIN"
+
+echo "== the daily re-apply: \`geogate apply\` on live sets against \`ipset restore\` of the same sets"
+# End to end, as the timer and the boot unit run it (config, trie, lock, lockout
+# check, plan, load), in a namespace of its own. Two plans, A and B, differ by one
+# allowed network, so each changed apply replaces both sets; the reference is
+# `ipset restore` of `geogate sets --format ipset` (temporary set, fill, swap,
+# destroy: the same work). Rounds alternate: unchanged apply, changed apply, restore.
+ns="gg-bench-apply-$$"
+ip netns add "$ns"
+for plan in A B; do
+    { echo "database: $work/countries.trie"; echo "runtime-dir: $work/run-apply"; echo "state-dir: $work/state-apply"
+      sed "s#allow-countries:#allow-networks: [$( [ $plan = A ] && echo 203.0.113.0/24 || echo 198.51.100.0/24 )]\n    allow-countries:#" Benchmarks/bench.conf
+    } > "$work/apply-$plan.conf"
+    $bin/geogate sets --config "$work/apply-$plan.conf" --format ipset > "$work/apply-$plan.ipset"
+done
+ms() { local t0 t1; t0=$(date +%s%N); "$@" > /dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+ip netns exec "$ns" $bin/geogate apply --config "$work/apply-A.conf" > /dev/null
+: > "$work/same.txt"; : > "$work/changed.txt"; : > "$work/restore.txt"
+live=A
+for _ in $(seq "$APPLY_ROUNDS"); do
+    next=$( [ "$live" = A ] && echo B || echo A )
+    ms ip netns exec "$ns" $bin/geogate apply --config "$work/apply-$live.conf" >> "$work/same.txt"
+    ms ip netns exec "$ns" $bin/geogate apply --config "$work/apply-$next.conf" >> "$work/changed.txt"
+    # The same sets again through `ipset restore`: a full replace, as the changed apply did.
+    ms ip netns exec "$ns" ipset restore -f "$work/apply-$next.ipset" >> "$work/restore.txt"
+    live=$next
+done
+ip netns del "$ns"
+median() { sort -n "$1" | sed -n "$(( (APPLY_ROUNDS + 1) / 2 ))p"; }
+same=$(median "$work/same.txt"); changed=$(median "$work/changed.txt"); restore=$(median "$work/restore.txt")
+echo "geogate apply, nothing changed: $same ms; changed: $changed ms; ipset restore of the same sets: $restore ms (medians of $APPLY_ROUNDS)"
+check "ipset restore / geogate apply (changed)" "$(awk "BEGIN { printf \"%.2f\", $restore / $changed }")" ">=" "$APPLY_RATIO_MIN"
+check "ipset restore / geogate apply (unchanged)" "$(awk "BEGIN { printf \"%.2f\", $restore / ($same > 0 ? $same : 1) }")" ">=" "$APPLY_RATIO_MIN"
 fi
 
 if wants daemon; then
