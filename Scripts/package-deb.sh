@@ -43,7 +43,8 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 if [ "$build" = 1 ]; then
     # Its own scratch directory: the tests' build (-enable-testing, shared Swift
     # libraries) and this one would otherwise rebuild each other's modules.
-    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product geogate
+    # -z now: all symbols bound at start, so the GOT can be read-only (full RELRO).
+    swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker now --scratch-path "$scratch" --product geogate
     swift build -c release --scratch-path "$scratch" --product generate-manual
 fi
 [ "$package" = 1 ] || exit 0

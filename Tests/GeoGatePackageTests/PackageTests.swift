@@ -146,6 +146,12 @@ import Glibc
         // The runtime and state directories come from tmpfiles.d and the postinst.
         let tmpfiles = try String(contentsOfFile: root + "/usr/lib/tmpfiles.d/geogate.conf", encoding: .utf8)
         #expect(tmpfiles.contains("d /run/geogate 0755 geogate geogate") && tmpfiles.contains("d /var/lib/geogate 0755 geogate geogate"))
+        // No unit has systemd make /run/geogate: RuntimeDirectory= empties it when
+        // the daemon stops, and the socket geogate.socket holds goes with it.
+        for unit in try FileManager.default.contentsOfDirectory(atPath: root + "/lib/systemd/system") {
+            let text = try String(contentsOfFile: root + "/lib/systemd/system/" + unit, encoding: .utf8)
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("RuntimeDirectory=") }, "\(unit) sets RuntimeDirectory=")
+        }
         // Units that systemd itself accepts.
         for unit in ["geogate.service", "geogate.socket", "geogate-refresh.service", "geogate-refresh.timer", "geogate-sets.service"] {
             // (On this machine, where the package is not installed, /usr/bin/geogate
@@ -209,6 +215,28 @@ import Glibc
         #expect(purge.status == 0, "\(purge.stdout)")
         #expect(access(target + "/var/lib/geogate", F_OK) != 0 && access(conf, F_OK) != 0)
         #expect(try String(contentsOfFile: target + "/etc/passwd", encoding: .utf8).contains("geogate:"))
+    }
+}
+
+/// The shell we ship passes shellcheck: scripts, examples, maintainer scripts, and
+/// the cron line's command (once `sleep $(shuf ...)`, SC2046).
+@Suite struct ShellTests {
+    @Test func everyShippedShellScriptPassesShellcheck() throws {
+        let files = ["Scripts/install-deps.sh", "Scripts/quickstart.sh", "Scripts/test.sh", "Scripts/package-deb.sh",
+                     "Docs/examples/firewall-iptables.sh", "Docs/examples/firewall-nft.sh",
+                     "Packaging/debian/postinst", "Packaging/debian/prerm", "Packaging/debian/postrm", ".ci/run",
+                     "Benchmarks/run.sh"]
+        let r = shell("cd '\(repositoryRoot)' && shellcheck -S warning \(files.joined(separator: " ")) 2>&1")
+        #expect(r.status == 0, "\(r.stdout)")
+        let cron = try String(contentsOfFile: repositoryRoot + "/Docs/examples/geogate.cron", encoding: .utf8)
+        let commands = cron.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(6).joined(separator: " ") }
+        #expect(commands.count == 1 && commands[0].contains("geogate refresh -q"))
+        let file = NSTemporaryDirectory() + "geogate-cron-\(UUID().uuidString).sh"
+        try commands.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let c = shell("shellcheck -s sh '\(file)' 2>&1")
+        #expect(c.status == 0, "the cron line: \(c.stdout)")
     }
 }
 

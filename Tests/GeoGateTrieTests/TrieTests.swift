@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GeoGateCore
 @testable import GeoGateTrie
@@ -171,5 +172,17 @@ func expectAgrees(_ t: TrieFile, _ map: RangeMap, rng: inout Random, randomProbe
         #expect(t.metadata.buildTime == 1_700_000_000)
         #expect(t.metadata.v4RangeCount == UInt64(v4.ranges.count))
         #expect(t.metadata.v6AddressCount == v6.addressCount)
+    }
+}
+
+/// Docs/FORMAT.md describes the version this code writes: its title and the
+/// header table's version field (both once said 2 for version-3 files).
+@Suite struct FormatDocument {
+    @Test func theDocumentNamesTheVersionTheWriterWrites() throws {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        let text = try String(contentsOfFile: path + "/Docs/FORMAT.md", encoding: .utf8)
+        #expect(text.hasPrefix("# The geogate trie file, version \(TrieFormat.version)\n"))
+        #expect(text.contains("| 8 | u32 | format version: \(TrieFormat.version) "), "the header table's version row")
     }
 }
