@@ -149,3 +149,33 @@ struct OnOffTests {
         #expect(loud.status == 3 && loud.stderr.contains("unchanged"), "\(loud)")
     }
 }
+
+/// The same switch with the nft backend: table inet geogate's sets.
+@Suite(.serialized, .enabled(if: namespacesAvailable, "needs root and ip netns"))
+struct OpenNFTTests {
+    @Test func openWithNFTMatchesEveryoneUntilTheNextApply() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let configPath = refreshConfig(scratch, database: scratch.path + "/live.trie", reloadDaemon: false)
+        scratch.write("geogate.conf", (try String(contentsOfFile: configPath, encoding: .utf8)) + "state-dir: \(scratch.path)/state\nbackend: nft\n")
+        scratch.write("dbip.csv", testDataset)
+        let ns = Namespace(scratch, tag: "opnf")
+        defer { ns.remove() }
+        func geogate(_ args: String) -> CommandResult { ns.run("\"$GEOGATE\" \(args) --config \(configPath)") }
+        func probe(_ set: String, _ addresses: [String]) -> String {
+            addresses.map { ns.run("nft get element inet geogate \(set) '{ \($0) }' >/dev/null 2>&1 && echo in || echo out").stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: " ")
+        }
+        #expect(geogate("refresh").status == 0)
+        #expect(probe("geogate-full-v4", ["198.51.100.7", "8.8.8.8"]) == "in out")
+        let open = geogate("apply --open")
+        #expect(open.status == 0, "\(open)")
+        #expect(probe("geogate-full-v4", ["198.51.100.7", "8.8.8.8", "255.255.255.255"]) == "in in in")
+        #expect(probe("geogate-full-v6", ["2001:db8:2::1", "ffff::1"]) == "in in")
+        scratch.write("dbip.csv", testDataset + "203.0.113.0,203.0.113.255,IT\n")
+        #expect(geogate("refresh").status == 0)
+        #expect(probe("geogate-full-v4", ["8.8.8.8"]) == "in", "a refresh keeps it open")
+        #expect(geogate("apply").status == 0)
+        #expect(probe("geogate-full-v4", ["198.51.100.7", "8.8.8.8", "203.0.113.9"]) == "in out in")
+    }
+}
