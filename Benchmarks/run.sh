@@ -164,6 +164,27 @@ for point in "1 1" "50 1" "50 16"; do
     [ "$point" = "50 1" ] && check "p99 ms at 50x1" "$gp99" "<=" "$DAEMON_P99_MS_MAX"
 done
 
+echo "-- the decision log: a second daemon with daemon.log-decisions: deny (its lines to a file), alternating with the first"
+sed -e "s#socket: $work/geogate.sock#socket: $work/logging.sock#" -e "s#^daemon:#daemon:\n  log-decisions: deny#" \
+    "$work/geogate.conf" > "$work/logging.conf"
+$bin/geogate serve --config "$work/logging.conf" 2> "$work/decisions.log" &
+logging=$!
+for _ in $(seq 50); do [ -S "$work/logging.sock" ] && break; sleep 0.1; done
+for point in "50 1" "50 16"; do
+    set -- $point
+    : > "$work/off.txt"; : > "$work/on.txt"
+    for _ in $(seq "$DAEMON_ROUNDS"); do
+        $bin/geogate-bench load --socket "$work/geogate.sock" --target geogate -c "$1" -p "$2" --duration 2 --warmup 0.5 \
+            --queries "$work/load-queries" --server-pid $daemon >> "$work/off.txt"
+        $bin/geogate-bench load --socket "$work/logging.sock" --target geogate -c "$1" -p "$2" --duration 2 --warmup 0.5 \
+            --queries "$work/load-queries" --server-pid $logging >> "$work/on.txt"
+    done
+    off=$(field throughput < "$work/off.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    on=$(field throughput < "$work/on.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    echo "$1x$2: logging off $off requests/s, deny logged $on requests/s ($(awk "BEGIN { printf \"%.2f\", $on / $off }")x); $(grep -c ' DENY ' "$work/decisions.log") lines logged so far"
+done
+kill $logging; wait $logging 2>/dev/null || true
+
 echo "-- 10 trie reloads under 50 connections of load"
 $bin/geogate compile -q -o "$work/other.trie" --build-time 1
 $bin/geogate-bench load --socket "$work/geogate.sock" --target geogate -c 50 -p 1 --duration 6 --warmup 0.5 \

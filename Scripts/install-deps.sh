@@ -21,6 +21,8 @@ packages=(
     tinyproxy                     # a real HTTP proxy on loopback: refresh through http_proxy / refresh.proxy
     dpkg-dev lintian              # Scripts/package-deb.sh: dpkg-shlibdeps computes Depends, lintian checks the .deb
     shellcheck                    # the shell scripts and examples we ship are checked in the tests
+    fail2ban                      # fail2ban-regex reads the decision log with the shipped filter (its daemon is never started)
+    python3-prometheus-client     # the metrics test parses /metrics with Prometheus' own parser
 )
 
 # `install-deps.sh bench`: also what Benchmarks/run.sh measures with and against.
@@ -46,5 +48,14 @@ else
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Services in these packages (nginx, tinyproxy, fail2ban) are for the tests to
+# start themselves: none may start at installation (fail2ban's would add rules to
+# this machine's firewall). Debian's policy-rc.d says so for the install, if the
+# machine has none of its own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

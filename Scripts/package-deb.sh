@@ -113,6 +113,8 @@ install -m 0644 Packaging/debian/copyright "$doc/copyright"
 install -m 0644 Docs/examples/firewall-iptables.sh Docs/examples/firewall-nft.sh Docs/examples/geogate.cron \
     Docs/examples/nginx-geogate.conf Docs/systemd/geogate-self-refresh.conf "$doc/examples/"
 install -m 0644 Data/geogate.conf "$doc/examples/geogate.conf"
+install -m 0644 Docs/fail2ban/geogate.conf "$doc/examples/fail2ban-filter-geogate.conf"
+install -m 0644 Docs/fail2ban/geogate.local "$doc/examples/fail2ban-jail-geogate.local"
 sed -e "s/@VERSION@/$version/" -e "s/@DATE@/$(date -u -R -d "@$SOURCE_DATE_EPOCH")/" \
     Packaging/debian/changelog.in | gzip -9n > "$doc/changelog.gz"
 

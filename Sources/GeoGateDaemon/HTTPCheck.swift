@@ -7,7 +7,8 @@ import NIOHTTP1
 /// Unix socket. `GET /check?profile=web` with the client address in `X-Real-IP`
 /// (set by nginx) answers 204 (allow) or 403 (deny), with the decision in an
 /// `X-Geogate` header; anything else is 400, which nginx turns into a 500 for
-/// the user: the guarded location fails closed.
+/// the user: the guarded location fails closed. `GET /metrics` answers the
+/// Prometheus text format (Metrics.swift).
 final class HTTPCheckHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -24,6 +25,10 @@ final class HTTPCheckHandler: ChannelInboundHandler {
         case .end:
             guard let h = head else { return }
             head = nil
+            if h.method == .GET && (h.uri == "/metrics" || h.uri.hasPrefix("/metrics?")) {
+                sendMetrics(h, context: context)
+                return
+            }
             let (status, line) = decide(h)
             var headers = HTTPHeaders()
             headers.add(name: "X-Geogate", value: line)
@@ -35,6 +40,22 @@ final class HTTPCheckHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
                 if !keepAlive { channel.close(promise: nil) }
             }
+        }
+    }
+
+    func sendMetrics(_ h: HTTPRequestHead, context: ChannelHandlerContext) {
+        var body = context.channel.allocator.buffer(capacity: 4096)
+        body.writeString(service.metricsText())
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        if !h.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .ok, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let channel = context.channel
+        let keepAlive = h.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { channel.close(promise: nil) }
         }
     }
 

@@ -36,7 +36,6 @@ public final class DaemonServer: Service, Sendable {
     let service: LookupService
     let settings: DaemonSettings
     let logger: Logger
-    let connections = Atomic<Int>(0)
 
     public init(service: LookupService, settings: DaemonSettings, logger: Logger) {
         self.service = service
@@ -99,9 +98,10 @@ public final class DaemonServer: Service, Sendable {
 
     /// Called on the channel's event loop for each new connection.
     func setUp(_ channel: Channel) throws {
-        let open = connections.add(1, ordering: .relaxed).newValue
-        channel.closeFuture.whenComplete { _ in self.connections.subtract(1, ordering: .relaxed) }
+        let open = service.openConnections.add(1, ordering: .relaxed).newValue
+        channel.closeFuture.whenComplete { _ in self.service.openConnections.subtract(1, ordering: .relaxed) }
         if open > settings.maxConnections {
+            service.refusedConnections.add(1, ordering: .relaxed)
             logger.warning("connection refused: \(open - 1) connections open (max-connections \(settings.maxConnections))")
             var buffer = channel.allocator.buffer(capacity: 64)
             buffer.writeString(ProtocolError(.busy, "too many connections").description + "\n")

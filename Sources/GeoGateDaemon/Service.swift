@@ -1,3 +1,4 @@
+import CGeoGateSupport
 import Logging
 import GeoGateCore
 import GeoGatePolicy
@@ -17,6 +18,8 @@ public final class Snapshot: Sendable {
     public let loadedAt: Int64
     /// The config's profiles ready to decide, in config order.
     let profiles: [ProfileEntry]
+    /// daemon.log-decisions, read once per snapshot.
+    let logDecisions: DaemonConfig.DecisionLogging
     /// The two files as they were when loaded: a replaced file differs.
     let files: WatchedFiles
 
@@ -26,6 +29,7 @@ public final class Snapshot: Sendable {
         self.files = files
         self.loadedAt = Int64(time(nil))
         profiles = config.profiles.map { ProfileEntry(name: $0.name, policy: config.policy($0), counters: counters($0.name)) }
+        logDecisions = config.daemon.logDecisions
     }
 
     /// Loads the config, then the trie it names (or `database`); throws a message.
@@ -61,15 +65,44 @@ final class ProfileEntry: Sendable {
     }
 }
 
-/// A profile's verdicts since the daemon started; kept by name across reloads.
-final class VerdictCounters: Sendable {
+/// A profile's verdicts since the daemon started; kept by name across reloads
+/// (and for the life of the process: the table is never freed).
+final class VerdictCounters: @unchecked Sendable {
     let allow = Atomic<Int>(0)
     let deny = Atomic<Int>(0)
+    /// Verdicts per country, for /metrics: slot `2 * countrySlot + (deny ? 1 : 0)`,
+    /// updated with relaxed atomic adds (CGeoGateSupport); slot 0 is "no country".
+    let byCountry: UnsafeMutablePointer<UInt64>
+
+    /// Two characters of [A-Z0-9] (real data's special codes have digits: A1, O1).
+    static let countrySlots = 36 * 36 + 1
+
+    init() {
+        byCountry = .allocate(capacity: 2 * Self.countrySlots)
+        byCountry.initialize(repeating: 0, count: 2 * Self.countrySlots)
+    }
+
+    static func slot(_ country: CountryCode?) -> Int {
+        guard let c = country else { return 0 }
+        func digit(_ b: UInt16) -> Int { b >= 65 ? Int(b) - 65 : Int(b) - 48 + 26 }
+        return digit(c.rawValue >> 8) * 36 + digit(c.rawValue & 0xFF) + 1
+    }
+
+    /// The code of a slot (its inverse), nil for slot 0.
+    static func code(_ slot: Int) -> String? {
+        guard slot > 0 else { return nil }
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return String([alphabet[(slot - 1) / 36], alphabet[(slot - 1) % 36]])
+    }
+
+    func count(_ decision: Decision) {
+        geogate_counter_add(byCountry + 2 * Self.slot(decision.country) + (decision.verdict == .deny ? 1 : 0), 1)
+    }
 }
 
 /// The verdict counters of every profile name seen, so a reload keeps counting.
 final class CounterRegistry: Sendable {
-    private let byName = Mutex<[String: VerdictCounters]>([:])
+    let byName = Mutex<[String: VerdictCounters]>([:])
 
     func counters(_ name: String) -> VerdictCounters {
         byName.withLock { all in
@@ -118,16 +151,25 @@ public final class LookupService: Sendable {
     /// Bumped by every swap, so a connection can keep using the snapshot it has
     /// without taking the lock on each read (`snapshot(cached:)`).
     private let generation = Atomic<Int>(0)
-    private let verdictCounters = CounterRegistry()
+    let verdictCounters = CounterRegistry()
     /// The files of the last reload that failed, so a watch does not retry the same bad file.
     private let lastFailedFiles = Mutex<WatchedFiles?>(nil)
-    private let requests = Atomic<Int>(0)
-    private let errors = Atomic<Int>(0)
-    private let reloads = Atomic<Int>(0)
-    private let failedReloads = Atomic<Int>(0)
+    let requests = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+    let reloads = Atomic<Int>(0)
+    let failedReloads = Atomic<Int>(0)
+    /// Connections open now, and refused at the cap (the server keeps them).
+    public let openConnections = Atomic<Int>(0)
+    public let refusedConnections = Atomic<Int>(0)
+    /// When the daemon started (Unix seconds).
+    public let startTime = Int64(time(nil))
+    /// How long answering one read's requests took (a batch; most reads carry one).
+    let answerDurations = DurationHistogram()
 
     /// Where RELOAD requests are logged, with who asked and why.
     let logger: Logger?
+    /// Where decisions go when daemon.log-decisions asks for them.
+    let decisionLog = DecisionLog()
 
     public init(configPath: String, database: String?, logger: Logger? = nil) throws {
         self.configPath = configPath
@@ -205,9 +247,14 @@ public final class LookupService: Sendable {
                             into output: inout ByteBuffer) -> (consumed: Int, tooLong: Bool) {
         var snap = snapshot(cached: &cache)
         var start = 0, answered = 0, failed = 0
+        let began = DurationHistogram.now()
+        // The decision log's lines of this read, written with one write(2) at the end.
+        var decisions = DecisionLog.Lines()
         defer {
             requests.add(answered, ordering: .relaxed)
             if failed > 0 { errors.add(failed, ordering: .relaxed) }
+            decisionLog.write(&decisions)
+            answerDurations.observe(since: began)
         }
         while start < input.count {
             guard let found = memchr(input.baseAddress! + start, 0x0A, input.count - start) else { break }
@@ -224,7 +271,7 @@ public final class LookupService: Sendable {
                 answered = 0
                 failed = 0
             }
-            if !answer(parsed, snapshot: &snap, peerUID: peerUID, into: &output) { failed += 1 }
+            if !answer(parsed, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions) { failed += 1 }
             start = newline + 1
         }
         // A partial line may still end in CR LF: over the limit plus that CR, it is too long.
@@ -234,34 +281,39 @@ public final class LookupService: Sendable {
     /// The answer to a last line without its newline (a half-closed connection).
     public func answerLastLine(_ line: UnsafeRawBufferPointer, peerUID: UInt32?, into output: inout ByteBuffer) {
         var snap = snapshot
+        var decisions = DecisionLog.Lines()
         requests.add(1, ordering: .relaxed)
-        if !answer(Request.parse(line), snapshot: &snap, peerUID: peerUID, into: &output) { errors.add(1, ordering: .relaxed) }
+        if !answer(Request.parse(line), snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions) { errors.add(1, ordering: .relaxed) }
+        decisionLog.write(&decisions)
     }
 
     /// The answer line for a parsed request, as text (the HTTP endpoint, tests).
     public func answer(_ request: Request, peerUID: UInt32?) -> String {
         var snap = snapshot
         var output = ByteBufferAllocator().buffer(capacity: 128)
+        var decisions = DecisionLog.Lines()
         requests.add(1, ordering: .relaxed)
-        if !answer(request, snapshot: &snap, peerUID: peerUID, into: &output) { errors.add(1, ordering: .relaxed) }
+        if !answer(request, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions) { errors.add(1, ordering: .relaxed) }
+        decisionLog.write(&decisions)
         output.moveWriterIndex(to: output.writerIndex - 1)  // the newline
         return String(buffer: output)
     }
 
     /// Writes one answer line; false for an `ERR` answer.
     private func answer(_ parsed: Result<Request, ProtocolError>, snapshot snap: inout Snapshot, peerUID: UInt32?,
-                        into output: inout ByteBuffer) -> Bool {
+                        into output: inout ByteBuffer, decisions: inout DecisionLog.Lines) -> Bool {
         switch parsed {
         case .failure(let error):
             output.writeString(error.description)
             output.writeInteger(UInt8(0x0A))
             return false
         case .success(let request):
-            return answer(request, snapshot: &snap, peerUID: peerUID, into: &output)
+            return answer(request, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions)
         }
     }
 
-    private func answer(_ request: Request, snapshot snap: inout Snapshot, peerUID: UInt32?, into output: inout ByteBuffer) -> Bool {
+    private func answer(_ request: Request, snapshot snap: inout Snapshot, peerUID: UInt32?, into output: inout ByteBuffer,
+                        decisions: inout DecisionLog.Lines) -> Bool {
         defer { output.writeInteger(UInt8(0x0A)) }
         switch request {
         case .ping:
@@ -277,10 +329,13 @@ public final class LookupService: Sendable {
                 return false
             }
             let decision = profile.policy.decide(address, country: snap.trie.country(of: address))
+            profile.counters.count(decision)
             if decision.verdict == .allow {
                 profile.counters.allow.add(1, ordering: .relaxed)
+                if snap.logDecisions == .all { decisionLog.append(decision, address: address, profile: profile.name, to: &decisions) }
             } else {
                 profile.counters.deny.add(1, ordering: .relaxed)
+                if snap.logDecisions != .none { decisionLog.append(decision, address: address, profile: profile.name, to: &decisions) }
             }
             output.writeDecision(decision)
         case .info:

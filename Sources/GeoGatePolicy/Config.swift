@@ -120,7 +120,14 @@ public struct GeoGateConfig: Sendable {
 
 /// The `daemon:` section: where `geogate serve` listens and its limits.
 public struct DaemonConfig: Sendable, Equatable {
+    /// Which decisions the daemon logs, one stable line each (for fail2ban).
+    public enum DecisionLogging: String, Sendable, Equatable {
+        case none, deny, all
+    }
+
     public var socket = "/run/geogate/geogate.sock"
+    /// `log-decisions:` none (the default), deny, or all.
+    public var logDecisions = DecisionLogging.none
     /// Octal permission bits of the socket file.
     public var socketMode = 0o660
     /// The group that may connect (e.g. the web server's); nil keeps the daemon's.
@@ -279,7 +286,7 @@ struct Reader {
     func daemonConfig(_ node: Node) throws(ConfigError) -> DaemonConfig {
         var d = DaemonConfig()
         let known: Set<String> = ["socket", "socket-mode", "socket-group", "idle-timeout", "max-connections", "http-socket", "watch-interval", "threads",
-                                  "refresh-interval", "refresh-jitter"]
+                                  "refresh-interval", "refresh-jitter", "log-decisions"]
         for (k, _, v) in try mapping(node, "daemon", allowed: known) {
             let key = "daemon.\(k)"
             switch k {
@@ -295,6 +302,12 @@ struct Reader {
             case "threads": d.threads = try number(v, key, 1...64)
             case "refresh-interval": d.refreshIntervalSeconds = try duration(v, key)
             case "refresh-jitter": d.refreshJitterSeconds = try duration(v, key)
+            case "log-decisions":
+                let text = try string(v, key)
+                guard let mode = DaemonConfig.DecisionLogging(rawValue: text) else {
+                    throw fail(v, key, "\"\(text)\" is not none, deny or all")
+                }
+                d.logDecisions = mode
             default: d.maxConnections = try number(v, key, 1...100_000)
             }
         }

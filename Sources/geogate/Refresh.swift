@@ -73,7 +73,7 @@ func loadConfig(_ path: String, for needed: String? = nil) throws -> GeoGateConf
 }
 
 func refreshLogger() -> Logger {
-    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    bootstrapLogging()
     return Logger(label: "geogate-refresh")
 }
 

@@ -21,7 +21,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The socket (default: the config's daemon.socket).", valueName: "PATH")) var socket: String?
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        bootstrapLogging()
         let logger = Logger(label: "geogate")
         let config = configPath(self.config)
         let service: LookupService

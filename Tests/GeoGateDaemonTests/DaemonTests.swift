@@ -14,8 +14,14 @@ final class Daemon {
     let triePath: String
     var pid: pid_t = 0
 
+    /// With `journal`, the daemon's standard error (serve.log) is announced as the
+    /// journal's stream ($JOURNAL_STREAM = its device:inode), as systemd does.
+    let journal: Bool
+
     init(config extra: String = "", idleTimeout: Int = 30, maxConnections: Int = 2000, httpSocket: Bool = false,
-         watchInterval: Int = 0, socketMode: String = "0666", socketGroup: String? = nil) throws {
+         watchInterval: Int = 0, socketMode: String = "0666", socketGroup: String? = nil, daemon daemonExtra: String = "",
+         journal: Bool = false) throws {
+        self.journal = journal
         directory = NSTemporaryDirectory() + "geogate-daemon-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         chmod(directory, 0o755)
@@ -29,6 +35,7 @@ final class Daemon {
               socket: \(socket)
               socket-mode: "\(socketMode)"
             \(socketGroup.map { "  socket-group: \($0)" } ?? "")
+            \(daemonExtra)
               idle-timeout: \(idleTimeout)
               max-connections: \(maxConnections)
               watch-interval: \(watchInterval)
@@ -60,7 +67,14 @@ final class Daemon {
 
     func start() throws {
         let log = directory + "/serve.log"
-        pid = spawn(geogateBinary, ["serve", "--config", configPath], stderr: log)
+        var environment: [String: String]?
+        if journal {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            var s = stat()
+            stat(log, &s)
+            environment = ProcessInfo.processInfo.environment.merging(["JOURNAL_STREAM": "\(s.st_dev):\(s.st_ino)"]) { $1 }
+        }
+        pid = spawn(geogateBinary, ["serve", "--config", configPath], environment: environment, stderr: log)
         for _ in 0..<100 {
             if FileManager.default.fileExists(atPath: socket) { return }
             usleep(50_000)
@@ -699,5 +713,95 @@ final class Client {
         #expect(get("81.2.69.160") == ("200", "welcome\n"))
         let denied = get("8.8.8.8")
         #expect(denied.0 == "403" && denied.1.contains("<h1>You are not allowed to connect</h1>"), "\(denied)")
+    }
+}
+
+
+/// What the daemon tells the admin's tools: the decision log read by fail2ban's
+/// own fail2ban-regex with the shipped filter, journal priorities, and /metrics
+/// parsed by Prometheus' own parser.
+@Suite(.serialized) struct ObservabilityTests {
+    @Test func fail2banMatchesTheDecisionLogWithTheShippedFilter() throws {
+        let d = try Daemon(daemon: "  log-decisions: deny")
+        let c = try Client(d.socket)
+        // Denied: 8.8.8.8 (US) three times, an IPv6 address (IE); allowed: GB, a trusted
+        // address; a malformed request and an unknown profile log nothing.
+        c.send("CHECK web 8.8.8.8\nCHECK web 81.2.69.160\nCHECK web 8.8.8.8\nCHECK web 2a00:1450::1\nCHECK web 10.1.2.3\n"
+               + "CHECK web 8.8.8.8\nCHECK nope 8.8.4.4\nCHECK web not-an-ip\n")
+        #expect(c.receive(lines: 8).count == 8)
+        _ = d.stop()
+        let lines = d.log.split(separator: "\n").filter { $0.contains(": DENY ") || $0.contains(": ALLOW ") }
+        #expect(lines.count == 4, "\(d.log)")
+        #expect(lines.first?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ geogate\[\d+\]: DENY 8\.8\.8\.8 US profile=web reason=country-not-allowed$"#,
+                                   options: .regularExpression) != nil, "\(lines)")
+        #expect(lines.contains { $0.hasSuffix("DENY 2a00:1450::1 IE profile=web reason=country-not-allowed") })
+        let out = d.directory + "/f2b.out"
+        let status = run("/usr/bin/fail2ban-regex", ["--print-all-matched", d.directory + "/serve.log",
+                                                    repositoryRoot + "/Docs/fail2ban/geogate.conf"], stdout: out, stderr: d.directory + "/f2b.err")
+        let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(report)")
+        #expect(report.contains("4 matched"), "\(report)")
+        #expect(report.components(separatedBy: "8.8.8.8").count - 1 >= 3 && report.contains("2a00:1450::1"), "\(report)")
+        // The same filter on a syslog or journal line (host and identifier before the
+        // message), and never on an ALLOW.
+        for (line, matched) in [("Nov 29 17:30:00 web1 geogate[123]: DENY 203.0.113.9 CN profile=web reason=country-not-allowed", 1),
+                                ("Nov 29 17:30:00 web1 geogate[123]: ALLOW 203.0.113.9 CN profile=web reason=country-allowed", 0)] {
+            _ = run("/usr/bin/fail2ban-regex", [line, repositoryRoot + "/Docs/fail2ban/geogate.conf"], stdout: out, stderr: "/dev/null")
+            #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(matched) matched"), "\(line)")
+        }
+    }
+
+    @Test func allDecisionsAndJournalPriorities() throws {
+        let d = try Daemon(daemon: "  log-decisions: all", journal: true)
+        let c = try Client(d.socket)
+        c.send("CHECK web 8.8.8.8\nCHECK web 81.2.69.160\nCHECK full 10.0.0.1\n")
+        #expect(c.receive(lines: 3).count == 3)
+        // A reload that fails logs an error.
+        try Data("not a trie".utf8).write(to: URL(fileURLWithPath: d.triePath))
+        let r = try Client(d.socket)
+        r.send("RELOAD test\n")
+        #expect(r.receive(lines: 1).first?.hasPrefix("ERR") == true)
+        _ = d.stop()
+        let log = d.log
+        #expect(log.contains("\n<5>DENY 8.8.8.8 US profile=web reason=country-not-allowed\n"), "\(log)")
+        #expect(log.contains("\n<6>ALLOW 81.2.69.160 GB profile=web reason=country-allowed\n"), "\(log)")
+        #expect(log.contains("\n<6>ALLOW 10.0.0.1 -- profile=full reason=trusted network=10.0.0.0/8\n"), "\(log)")
+        #expect(log.split(separator: "\n").contains { $0.hasPrefix("<6>listening on ") }, "\(log)")
+        #expect(log.split(separator: "\n").contains { $0.hasPrefix("<3>reload (RELOAD from uid") && $0.contains("failed") }, "\(log)")
+        #expect(log.split(separator: "\n").allSatisfy { $0.isEmpty || $0.range(of: #"^<[2-7]>"#, options: .regularExpression) != nil },
+                "every line carries a priority: \(log)")
+    }
+
+    @Test func metricsParseWithPrometheusOwnParser() throws {
+        let d = try Daemon(httpSocket: true)
+        let c = try Client(d.socket)
+        c.send("CHECK web 8.8.8.8\nCHECK web 8.8.8.8\nCHECK web 81.2.69.160\nLOOKUP 1.1.1.1\nBOGUS\n")
+        #expect(c.receive(lines: 5).count == 5)
+        let out = d.directory + "/metrics.txt"
+        let got = run("/usr/bin/curl", ["-s", "-m", "5", "--unix-socket", d.directory + "/http.sock", "-o", out, "-w", "%{http_code} %{content_type}",
+                                        "http://localhost/metrics"], stdout: d.directory + "/curl.meta", stderr: "/dev/null")
+        let meta = (try? String(contentsOfFile: d.directory + "/curl.meta", encoding: .utf8)) ?? ""
+        #expect(got == 0 && meta.hasPrefix("200 text/plain; version=0.0.4"), "\(meta)")
+        let script = d.directory + "/parse.py"
+        try """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            values = {}
+            for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in family.samples:
+                    values[s.name + str(sorted(s.labels.items()))] = s.value
+            def get(name, **labels):
+                return values.get(name + str(sorted(labels.items())))
+            print(get("geogate_requests_total"), get("geogate_errors_total"),
+                  get("geogate_decisions_total", profile="web", verdict="deny", country="US"),
+                  get("geogate_decisions_total", profile="web", verdict="allow", country="GB"),
+                  get("geogate_reloads_total", outcome="ok"), get("geogate_connections"),
+                  get("geogate_answer_duration_seconds_count") >= 1, get("geogate_trie_build_time_seconds"))
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let parsed = d.directory + "/parsed.txt"
+        let status = run("/usr/bin/python3", [script, out], stdout: parsed, stderr: d.directory + "/parse.err")
+        let values = (try? String(contentsOfFile: parsed, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\((try? String(contentsOfFile: d.directory + "/parse.err", encoding: .utf8)) ?? "")")
+        #expect(values == "5.0 1.0 2.0 1.0 0.0 1.0 True 1700000000.0\n", "\(values)")
     }
 }

@@ -122,6 +122,8 @@ import Glibc
             "/etc/geogate/maxmind.key": "the admin's MaxMind licence key",
             "/usr/share/common-licenses/Apache-2.0": "base-files",
             "/usr/share/tor/geoip": "tor-geoipdb, a refresh source example",
+            "/etc/fail2ban": "where the admin installs the fail2ban filter and jail",
+            "/var/log/geogate.log": "a log file of the admin's, in the fail2ban example",
         ]
         let madeAtInstall = ["/run/geogate", "/var/lib/geogate"]
         var files = ["/etc/geogate/geogate.conf", "/usr/share/doc/geogate/README.md", "/usr/share/geogate/geogate.php",

@@ -11,6 +11,15 @@
 /// module does not set; support.c does.
 int geogate_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 
+/// Relaxed atomic counters in plain memory (the daemon's per-country verdict
+/// counts: a table of them, which Swift's Atomic cannot be an element of).
+static inline void geogate_counter_add(uint64_t *counter, uint64_t n) {
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+static inline uint64_t geogate_counter_load(const uint64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
