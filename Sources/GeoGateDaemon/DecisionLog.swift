@@ -26,6 +26,9 @@ final class DecisionLog: Sendable {
     /// The lines waiting for a write; empty (no allocation) until the first one.
     struct Lines {
         var buffer: ByteBuffer?
+        /// This read's "<time> geogate[pid]: " (outside the journal): made once per
+        /// read, copied into each of its lines.
+        var stamp: [UInt8]?
     }
 
     let journal: Bool
@@ -38,38 +41,77 @@ final class DecisionLog: Sendable {
     }
 
     func append(_ decision: Decision, address: IPAddress, profile: String, to lines: inout Lines) {
-        if lines.buffer == nil { lines.buffer = ByteBufferAllocator().buffer(capacity: 1024) }
-        let deny = decision.verdict == .deny
-        if journal {
-            lines.buffer!.writeStaticString(deny ? "<5>" : "<6>")
-        } else {
+        if !journal && lines.stamp == nil {
             var now = time(nil)
             var parts = tm()
             gmtime_r(&now, &parts)
-            lines.buffer!.writeWithUnsafeMutableBytes(minimumWritableBytes: 32) { out in
-                strftime(out.baseAddress!.assumingMemoryBound(to: CChar.self), 32, "%Y-%m-%dT%H:%M:%SZ ", &parts)
+            var text = [CChar](repeating: 0, count: 32)
+            let n = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%SZ ", &parts)
+            lines.stamp = text[..<n].map { UInt8(bitPattern: $0) } + Array(tag.utf8)
+        }
+        // Taken out of `lines` while written, so the buffer stays uniquely owned.
+        var b = lines.buffer.take() ?? ByteBufferAllocator().buffer(capacity: 4096)
+        defer { lines.buffer = b }
+        // The whole line composed in place with plain stores (a line is at most
+        // about 200 bytes): ByteBuffer's checked writes, byte by byte, cost more
+        // than the decision itself.
+        var ipv6: String? = address.family == .v6 ? IPAddress.format(address.value, family: .v6) : nil
+        var name = profile
+        let stamp = lines.stamp
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: 256) { out in
+            let base = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var n = 0
+            func put(_ s: StaticString) {
+                (base + n).update(from: s.utf8Start, count: s.utf8CodeUnitCount)
+                n += s.utf8CodeUnitCount
             }
-            lines.buffer!.writeString(tag)
+            func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                (base + n).update(from: bytes.baseAddress!, count: bytes.count)
+                n += bytes.count
+            }
+            let deny = decision.verdict == .deny
+            if let stamp { stamp.withUnsafeBufferPointer { put($0) } } else { put(deny ? "<5>" : "<6>") }
+            put(deny ? "DENY " : "ALLOW ")
+            if ipv6 != nil {
+                ipv6!.withUTF8 { put($0) }
+            } else {
+                let v = UInt32(truncatingIfNeeded: address.value)
+                for shift in stride(from: 24, through: 0, by: -8) {
+                    let octet = UInt8(truncatingIfNeeded: v >> UInt32(shift))
+                    if octet >= 100 { base[n] = 0x30 + octet / 100; n += 1 }
+                    if octet >= 10 { base[n] = 0x30 + octet / 10 % 10; n += 1 }
+                    base[n] = 0x30 + octet % 10
+                    n += 1
+                    if shift > 0 { base[n] = UInt8(ascii: "."); n += 1 }
+                }
+            }
+            base[n] = 0x20
+            if let c = decision.country {
+                base[n + 1] = UInt8(truncatingIfNeeded: c.rawValue >> 8)
+                base[n + 2] = UInt8(truncatingIfNeeded: c.rawValue)
+            } else {
+                base[n + 1] = UInt8(ascii: "-")
+                base[n + 2] = UInt8(ascii: "-")
+            }
+            n += 3
+            put(" profile=")
+            name.withUTF8 { put($0) }
+            put(" reason=")
+            put(decision.reason.word)
+            if let network = decision.reason.network {
+                put(" network=")
+                var text = network.description
+                text.withUTF8 { put($0) }
+            }
+            base[n] = 0x0A
+            return n + 1
         }
-        lines.buffer!.writeStaticString(deny ? "DENY " : "ALLOW ")
-        lines.buffer!.writeAddress(address)
-        lines.buffer!.writeInteger(UInt8(0x20))
-        lines.buffer!.writeCountry(decision.country)
-        lines.buffer!.writeStaticString(" profile=")
-        lines.buffer!.writeString(profile)
-        lines.buffer!.writeStaticString(" reason=")
-        lines.buffer!.writeStaticString(decision.reason.word)
-        if let network = decision.reason.network {
-            lines.buffer!.writeStaticString(" network=")
-            lines.buffer!.writeString(network.description)
-        }
-        lines.buffer!.writeInteger(UInt8(0x0A))
     }
 
     /// Writes what `lines` holds and empties it.
     func write(_ lines: inout Lines) {
         guard let buffer = lines.buffer, buffer.readableBytes > 0 else { return }
         buffer.withUnsafeReadableBytes { Journal.writeLine($0) }
-        lines.buffer = nil
+        lines = Lines()
     }
 }
