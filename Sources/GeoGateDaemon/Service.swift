@@ -163,6 +163,9 @@ public final class LookupService: Sendable {
     public let refusedConnections = Atomic<Int>(0)
     /// When the daemon started (Unix seconds).
     public let startTime = Int64(time(nil))
+    /// The last reload: when (Unix seconds, 0: none yet) and whether it worked.
+    let lastReloadTime = Atomic<Int>(0)
+    let lastReloadFailed = Atomic<Bool>(false)
     /// How long answering one read's requests took (a batch; most reads carry one).
     let answerDurations = DurationHistogram()
 
@@ -213,10 +216,14 @@ public final class LookupService: Sendable {
                 generation.add(1, ordering: .releasing)
             }
             reloads.add(1, ordering: .relaxed)
+            lastReloadFailed.store(false, ordering: .relaxed)
+            lastReloadTime.store(Int(time(nil)), ordering: .relaxed)
             lastFailedFiles.withLock { $0 = nil }
             return .success(fresh)
         } catch {
             failedReloads.add(1, ordering: .relaxed)
+            lastReloadFailed.store(true, ordering: .relaxed)
+            lastReloadTime.store(Int(time(nil)), ordering: .relaxed)
             lastFailedFiles.withLock { $0 = filesBefore }
             return .failure(ServiceError("\(error)"))
         }
@@ -344,7 +351,9 @@ public final class LookupService: Sendable {
             output.writeString("OK built=\(m.buildTime) age=\(max(0, now - m.buildTime)) loaded=\(snap.loadedAt) "
                 + "ipv4-ranges=\(m.v4RangeCount) ipv6-ranges=\(m.v6RangeCount) countries=\(snap.trie.countries.count) "
                 + "profiles=\(snap.profiles.map(\.name).joined(separator: ",")) "
-                + "sources=\(m.sources.map { "\(SafeText.field($0.name, limit: 200)):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ","))")
+                + "sources=\(m.sources.map { "\(SafeText.field($0.name, limit: 200)):\(hexString($0.sha256.prefix(8)))" }.joined(separator: ",")) "
+                + "started=\(startTime) last-reload=\(lastReloadTime.load(ordering: .relaxed)) "
+                + "last-reload-outcome=\(lastReloadTime.load(ordering: .relaxed) == 0 ? "none" : lastReloadFailed.load(ordering: .relaxed) ? "failed" : "ok")")
         case .stats:
             var line = "OK requests=\(requests.load(ordering: .relaxed)) errors=\(errors.load(ordering: .relaxed)) "
                 + "reloads=\(reloads.load(ordering: .relaxed)) failed-reloads=\(failedReloads.load(ordering: .relaxed))"

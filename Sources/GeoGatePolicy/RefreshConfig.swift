@@ -44,12 +44,16 @@ public struct RefreshConfig: Sendable, Equatable {
     public var proxy: String?
     /// Hosts reached without the proxy (no_proxy's syntax); nil: $no_proxy.
     public var noProxy: String?
+    /// `geogate status` calls live data older than this stale (a degraded state).
+    public var staleAfterSeconds = 7 * 86_400
 
     public init() {}
 
     /// Touched at the end of every refresh, whatever its outcome: the daemon's
     /// own schedule (daemon.refresh-interval) counts from it.
     public var lastRunStamp: String { stateDirectory + "/last-run" }
+    /// What the last refresh ended with (RefreshRecord), for `geogate status`.
+    public var lastRefreshRecord: String { stateDirectory + "/last-refresh" }
 }
 
 /// One source of `refresh.sources`: a built-in provider, a URL or a local file.
@@ -93,7 +97,7 @@ extension Reader {
         var r = RefreshConfig()
         let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "max-ranges", "max-nodes", "retries", "retry-delay-ms", "max-size-mb",
                                   "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
-                                  "on-change", "keep-previous", "proxy", "no-proxy"]
+                                  "on-change", "keep-previous", "proxy", "no-proxy", "stale-after"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
             let key = "refresh.\(k)"
             switch k {
@@ -122,6 +126,7 @@ extension Reader {
                 }
                 r.proxy = proxy
             case "no-proxy": r.noProxy = try string(v, key)
+            case "stale-after": r.staleAfterSeconds = try positiveDuration(v, key)
             default: r.onChange = try string(v, key)
             }
         }

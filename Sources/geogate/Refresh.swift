@@ -27,14 +27,26 @@ struct Refresh: AsyncParsableCommand {
         let cfg = try loadConfig(configPath(config))
         var logger = refreshLogger()
         if quiet { logger.logLevel = .notice }
+        // What `geogate status` shows as the last refresh.
+        func record(_ status: Int, _ outcome: String, _ message: String) {
+            do {
+                try RefreshRecord(time: Int64(time(nil)), exitStatus: status, outcome: outcome, message: message)
+                    .write(to: cfg.refresh.lastRefreshRecord)
+            } catch { logger.warning("\(cfg.refresh.lastRefreshRecord): \(error)") }
+        }
         do {
             switch try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force) {
-            case .changed: return
-            case .unchanged: throw ExitCode(3)
+            case .changed:
+                record(0, "changed", "the data changed")
+                return
+            case .unchanged:
+                record(3, "unchanged", "the data is unchanged")
+                throw ExitCode(3)
             }
         } catch let error as RefreshError {
             logger.error("\(error)")
             logger.error("nothing changed")
+            record(1, "failed", "\(error)")
             throw ExitCode(1)
         }
     }

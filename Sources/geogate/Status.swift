@@ -1,0 +1,249 @@
+import ArgumentParser
+import Foundation
+import GeoGateCore
+import GeoGateFirewall
+import GeoGatePolicy
+import GeoGateRefresh
+import GeoGateTrie
+
+/// `geogate status`: is the filter really on, and with what data? Reads
+/// everything, changes nothing, takes no lock.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say whether the filter is really on: live trie, config, kernel sets against the plan, the rules using them, daemon, refreshes.",
+        discussion: """
+            Exit 0 all well, 1 degraded (a set drifted from the plan, the filter switched open, data older than \
+            refresh.stale-after, the last refresh failed, the daemon down while a web-only profile needs it), 2 broken \
+            (the config or trie cannot be read, a planned set is missing, or no firewall rule uses a set: nothing is \
+            enforced). Reads the kernel's sets and rules (needs CAP_NET_ADMIN for the sets); changes nothing.
+            """)
+
+    @Option(help: configHelp) var config: String?
+    @Option(help: ArgumentHelp("The trie file (default: the config's database:).", valueName: "FILE")) var db: String?
+    @Flag(help: "One JSON object, for monitoring tools.") var json = false
+
+    func run() throws {
+        let report = StatusReport.gather(configPath: configPath(config), db: db)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            var out = OutputBuffer()
+            out.write(String(decoding: try encoder.encode(report), as: UTF8.self) + "\n")
+            out.flush()
+        } else {
+            var out = OutputBuffer()
+            out.write(report.text)
+            out.flush()
+        }
+        if report.exitStatus != 0 { throw ExitCode(Int32(report.exitStatus)) }
+    }
+}
+
+/// What `status` found; Codable for `--json` (Docs: README, "See what is live").
+struct StatusReport: Codable {
+    struct Trie: Codable {
+        var path: String
+        var built: Int64
+        var ageSeconds: Int64
+        var ipv4Ranges: Int
+        var ipv6Ranges: Int
+        var sources: [String]
+    }
+
+    struct Daemon: Codable {
+        var socket: String
+        var up: Bool
+        var info: [String: String]
+        var stats: [String: String]
+    }
+
+    struct Refresh: Codable {
+        var last: RefreshRecordJSON?
+        var next: String?
+    }
+
+    struct RefreshRecordJSON: Codable {
+        var time: Int64
+        var exit: Int
+        var outcome: String
+        var message: String
+    }
+
+    var state = "ok"
+    var exitStatus = 0
+    var config: String
+    var configError: String?
+    var trie: Trie?
+    var trieError: String?
+    var filterOpen = false
+    var backend = "ipset"
+    var sets: [SetState] = []
+    var daemon: Daemon?
+    var refresh = Refresh()
+    var problems: [String] = []
+
+    mutating func degrade(_ problem: String) {
+        problems.append("degraded: " + problem)
+        if exitStatus < 1 { exitStatus = 1; state = "degraded" }
+    }
+
+    mutating func broken(_ problem: String) {
+        problems.append("broken: " + problem)
+        exitStatus = 2
+        state = "broken"
+    }
+
+    static func gather(configPath: String, db: String?) -> StatusReport {
+        var r = StatusReport(config: configPath)
+        let cfg: GeoGateConfig
+        do { cfg = try GeoGateConfig.load(path: configPath) } catch {
+            r.configError = "\(error)"
+            r.broken("the config cannot be used: \(error)")
+            return r
+        }
+        r.backend = cfg.backend
+        let now = Int64(time(nil))
+
+        // The live trie.
+        var trieFile: TrieFile?
+        do {
+            let path = try cfg.trieFile(override: db)
+            let t = try TrieFile(path: path)
+            trieFile = t
+            let m = t.metadata
+            r.trie = Trie(path: path, built: m.buildTime, ageSeconds: max(0, now - m.buildTime), ipv4Ranges: Int(m.v4RangeCount),
+                          ipv6Ranges: Int(m.v6RangeCount), sources: m.sources.map { "\($0.name) \($0.format) sha256:\(hexString($0.sha256))" })
+            if now - m.buildTime > Int64(cfg.refresh.staleAfterSeconds) {
+                r.degrade("the data was built \(Self.age(now - m.buildTime)) ago, more than refresh.stale-after (\(Self.age(Int64(cfg.refresh.staleAfterSeconds))))")
+            }
+        } catch {
+            r.trieError = "\(error)"
+            r.broken("the live trie cannot be used: \(error)")
+        }
+
+        // The kernel's sets against the plan, and the rules that use them.
+        r.filterOpen = OpenFilter.isOpen(cfg)
+        if r.filterOpen { r.degrade("the filter is switched open (`geogate apply --open`): everyone is let in; `geogate apply` closes it") }
+        if let t = trieFile, let plan = try? SetPlanner.plan(config: cfg, maps: [.v4: t.rangeMap(.v4), .v6: t.rangeMap(.v6)],
+                                                            profile: nil, perCountry: false), !plan.isEmpty {
+            r.sets = SetInspector.inspect(OpenFilter.effective(plan, config: cfg), backend: cfg.backend)
+            for s in r.sets {
+                if !s.present {
+                    r.broken("set \(s.name) is missing from the kernel (`geogate apply`; at boot, geogate-sets.service)")
+                } else if s.drifted {
+                    r.degrade("set \(s.name) differs from the plan: \(s.missingEntries ?? 0) planned entries missing, \(s.extraEntries ?? 0) extra (`geogate apply`)")
+                }
+            }
+            if r.sets.allSatisfy({ $0.rules.isEmpty }) {
+                r.broken("no iptables, ip6tables or nft rule uses the sets: nothing is filtered (the rules: /usr/share/doc/geogate/examples/firewall-*.sh)")
+            }
+        }
+
+        // The daemon.
+        let socket = cfg.daemon.socket
+        var daemon = Daemon(socket: socket, up: false, info: [:], stats: [:])
+        if let info = try? UnixSocketClient.ask(socket, "INFO", timeoutSeconds: 2), info.hasPrefix("OK "),
+           let stats = try? UnixSocketClient.ask(socket, "STATS", timeoutSeconds: 2) {
+            daemon.up = true
+            daemon.info = Self.fields(info)
+            daemon.stats = Self.fields(stats)
+            if daemon.info["last-reload-outcome"] == "failed" {
+                r.degrade("the daemon's last reload failed: it still serves the previous data")
+            }
+            if let built = daemon.info["built"], let t = r.trie, built != String(t.built) {
+                r.degrade("the daemon serves data built at \(built), the live trie was built at \(t.built) (RELOAD it)")
+            }
+        } else if cfg.profiles.contains(where: { $0.scope == .webOnly }) {
+            r.degrade("the daemon does not answer on \(socket): web-only profiles are not decided")
+        }
+        r.daemon = daemon
+
+        // Refreshes.
+        if let last = RefreshRecord.read(cfg.refresh.lastRefreshRecord) {
+            r.refresh.last = RefreshRecordJSON(time: last.time, exit: last.exitStatus, outcome: last.outcome, message: last.message)
+            if last.outcome == "failed" { r.degrade("the last refresh failed: \(last.message)") }
+        }
+        r.refresh.next = Self.nextRefresh(cfg)
+        return r
+    }
+
+    /// `OK a=b c=d` → [a: b, c: d].
+    static func fields(_ line: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for part in line.split(separator: " ").dropFirst() {
+            guard let eq = part.firstIndex(of: "=") else { continue }
+            out[String(part[..<eq])] = String(part[part.index(after: eq)...])
+        }
+        return out
+    }
+
+    /// When the next refresh is due: the systemd timer's next elapse, else the
+    /// daemon's own refresh-interval from the last run, else nil (none scheduled).
+    static func nextRefresh(_ cfg: GeoGateConfig) -> String? {
+        if access("/run/systemd/system", F_OK) == 0,
+           let pipe = popen("systemctl show geogate-refresh.timer -p NextElapseUSecRealtime --value 2>/dev/null", "r") {
+            defer { pclose(pipe) }
+            var buffer = [CChar](repeating: 0, count: 256)
+            if fgets(&buffer, 256, pipe) != nil {
+                let text = String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+                if !text.isEmpty && text != "n/a" { return "\(text) (geogate-refresh.timer)" }
+            }
+        }
+        if cfg.daemon.refreshIntervalSeconds > 0 {
+            var s = stat()
+            let last = stat(cfg.refresh.lastRunStamp, &s) == 0 ? Int64(s.st_mtim.tv_sec) : Int64(time(nil))
+            return "\(formatUTC(last + Int64(cfg.daemon.refreshIntervalSeconds))) (daemon.refresh-interval, without its jitter)"
+        }
+        return nil
+    }
+
+    static func age(_ seconds: Int64) -> String {
+        seconds >= 2 * 86_400 ? "\(seconds / 86_400) days" : seconds >= 7200 ? "\(seconds / 3600) hours"
+            : seconds >= 120 ? "\(seconds / 60) minutes" : "\(seconds) seconds"
+    }
+
+    var text: String {
+        var out = "geogate status: \(state.uppercased())\n"
+        out += "config: \(config): \(configError.map { "ERROR \($0)" } ?? "valid")\n"
+        if let t = trie {
+            out += "trie: \(t.path), built \(formatUTC(t.built)) (\(Self.age(t.ageSeconds)) ago), \(t.ipv4Ranges) IPv4 and \(t.ipv6Ranges) IPv6 ranges\n"
+            for s in t.sources { out += "  source \(s)\n" }
+        } else if let e = trieError {
+            out += "trie: ERROR \(e)\n"
+        }
+        out += "filter: \(filterOpen ? "SWITCHED OPEN (apply --open)" : "closed") (backend \(backend))\n"
+        for s in sets {
+            var line = "set \(s.name): "
+            if !s.present {
+                line += "MISSING (plan: \(s.planned) entries)"
+            } else {
+                line += "present, \(s.entries.map(String.init) ?? "?") entries"
+                if s.missingEntries != nil { line += s.drifted ? ", DRIFTED: \(s.missingEntries!) missing, \(s.extraEntries!) extra" : ", as planned" }
+            }
+            line += s.rules.isEmpty ? "; used by no rule" : "; used by \(s.rules.count) rule\(s.rules.count == 1 ? "" : "s") (\(Set(s.rules).sorted().joined(separator: ", ")))"
+            out += line + "\n"
+        }
+        if let d = daemon {
+            if d.up {
+                let started = Int64(d.info["started"] ?? "") ?? 0
+                var line = "daemon: up on \(d.socket), for \(Self.age(max(0, Int64(time(nil)) - started))), \(d.stats["requests"] ?? "?") requests"
+                let verdicts = d.stats.filter { $0.key.hasSuffix(".allow") || $0.key.hasSuffix(".deny") }.sorted { $0.key < $1.key }
+                if !verdicts.isEmpty { line += " (" + verdicts.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + ")" }
+                if let t = d.info["last-reload"], t != "0", let when = Int64(t) {
+                    line += ", last reload \(formatUTC(when)) \(d.info["last-reload-outcome"] ?? "")"
+                }
+                out += line + "\n"
+            } else {
+                out += "daemon: not answering on \(d.socket)\n"
+            }
+        }
+        if let last = refresh.last {
+            out += "refresh: last \(formatUTC(last.time)): \(last.outcome) (exit \(last.exit))\(last.outcome == "failed" ? ": \(last.message)" : "")\n"
+        } else {
+            out += "refresh: none recorded\n"
+        }
+        out += "next refresh: \(refresh.next ?? "not scheduled (geogate-refresh.timer, cron or daemon.refresh-interval)")\n"
+        if !problems.isEmpty { out += "problems:\n" + problems.map { "  \($0)\n" }.joined() }
+        return out
+    }
+}
