@@ -25,7 +25,8 @@ import Glibc
 /// Only then the download cache, the replaced trie kept as `<database>.1` for
 /// rollback (older ones shift to .2, .3, ... up to refresh.keep-previous), and on-change.
 public struct Refresher {
-    public enum Outcome: Sendable { case changed, unchanged }
+    /// `changed` carries what changed, as the log's line says it (for `geogate status`).
+    public enum Outcome: Sendable { case changed(String), unchanged }
 
     let config: GeoGateConfig
     let logger: Logger
@@ -116,13 +117,14 @@ public struct Refresher {
         keepReplaced(live: live)
         if force { rolledBack.save(logger: logger) }
         try commitCache(fetched)
-        logger.notice("""
-            changed: \(live) now \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
+        let summary = """
+            \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
             \(dataset.v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
             \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))
-            """)
+            """
+        logger.notice("changed: \(live) now \(summary)")
         if let command = settings.onChange { runOnChange(command, trie: live) }
-        return .changed
+        return .changed(summary)
     }
 
     /// Steps back one: `<database>.1` becomes the live trie again, as the same

@@ -36,8 +36,8 @@ struct Refresh: AsyncParsableCommand {
         }
         do {
             switch try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force) {
-            case .changed:
-                record(0, "changed", "the data changed")
+            case .changed(let summary):
+                record(0, "changed", summary)
                 return
             case .unchanged:
                 record(3, "unchanged", "the data is unchanged")

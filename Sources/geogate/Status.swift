@@ -26,7 +26,7 @@ struct Status: ParsableCommand {
         let report = StatusReport.gather(configPath: configPath(config), db: db)
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             var out = OutputBuffer()
             out.write(String(decoding: try encoder.encode(report), as: UTF8.self) + "\n")
             out.flush()
@@ -238,7 +238,7 @@ struct StatusReport: Codable {
             }
         }
         if let last = refresh.last {
-            out += "refresh: last \(formatUTC(last.time)): \(last.outcome) (exit \(last.exit))\(last.outcome == "failed" ? ": \(last.message)" : "")\n"
+            out += "refresh: last \(formatUTC(last.time)): \(last.outcome) (exit \(last.exit))\(last.outcome == "unchanged" ? "" : ": \(last.message)")\n"
         } else {
             out += "refresh: none recorded\n"
         }

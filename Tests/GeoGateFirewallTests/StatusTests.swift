@@ -51,7 +51,7 @@ struct StatusTests {
         s = status()
         #expect(s.status == 0 && s.stdout.hasPrefix("geogate status: OK"), "\(s.stdout)")
         #expect(s.stdout.contains("set geogate-full-v4: present, 7 entries, as planned; used by 1 rule (iptables)"), "\(s.stdout)")
-        #expect(s.stdout.contains("refresh: last ") && s.stdout.contains(": changed (exit 0)"), "\(s.stdout)")
+        #expect(s.stdout.contains("refresh: last ") && s.stdout.contains(": changed (exit 0): 2 IPv4 ranges (was 0), 2 IPv6 ranges (was 0)"), "\(s.stdout)")
         #expect(s.stdout.contains("daemon: not answering"), "no web-only profile: the daemon is not needed: \(s.stdout)")
         let json = geogate("status --json")
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
