@@ -12,7 +12,7 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Say whether the filter is really on: live trie, config, kernel sets against the plan, the rules using them, daemon, refreshes.",
         discussion: """
-            Exit 0 all well, 1 degraded (a set drifted from the plan, the filter switched open, data older than \
+            Exit 0 all well, 1 degraded (a set drifted from the plan or used by no rule while another is, the filter switched open, data older than \
             refresh.stale-after, the last refresh failed, the daemon down while a web-only profile needs it), 2 broken \
             (the config or trie cannot be read, a planned set is missing, or no firewall rule uses a set: nothing is \
             enforced). Reads the kernel's sets and rules (needs CAP_NET_ADMIN for the sets); changes nothing.
@@ -136,6 +136,10 @@ struct StatusReport: Codable {
             }
             if r.sets.allSatisfy({ $0.rules.isEmpty }) {
                 r.broken("no iptables, ip6tables or nft rule uses the sets: nothing is filtered (the rules: /usr/share/doc/geogate/examples/firewall-*.sh)")
+            } else {
+                for set in r.sets where set.rules.isEmpty && set.present {
+                    r.degrade("no rule uses set \(set.name): IPv\(set.family) traffic is not filtered by it")
+                }
             }
         }
 

@@ -46,8 +46,11 @@ struct StatusTests {
         var s = status()
         #expect(s.status == 2 && s.stdout.hasPrefix("geogate status: BROKEN") && s.stdout.contains("used by no rule")
                 && s.stdout.contains("no iptables, ip6tables or nft rule uses the sets"), "\(s.stdout)")
-        // 2. Enforced: rules use both sets.
-        ns.run("iptables -A INPUT -m set ! --match-set geogate-full-v4 src -j DROP; ip6tables -A INPUT -m set ! --match-set geogate-full-v6 src -j DROP")
+        // 2. Only IPv4 enforced: IPv6 passes unfiltered, degraded. Then both.
+        ns.run("iptables -A INPUT -m set ! --match-set geogate-full-v4 src -j DROP")
+        s = status()
+        #expect(s.status == 1 && s.stdout.contains("no rule uses set geogate-full-v6: IPv6 traffic is not filtered"), "\(s.stdout)")
+        ns.run("ip6tables -A INPUT -m set ! --match-set geogate-full-v6 src -j DROP")
         s = status()
         #expect(s.status == 0 && s.stdout.hasPrefix("geogate status: OK"), "\(s.stdout)")
         #expect(s.stdout.contains("set geogate-full-v4: present, 7 entries, as planned; used by 1 rule (iptables)"), "\(s.stdout)")
