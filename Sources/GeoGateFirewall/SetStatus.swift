@@ -13,7 +13,7 @@ public struct SetState: Sendable, Codable {
     /// Entries in the kernel; nil when it is missing or cannot be read.
     public var entries: Int?
     /// Planned entries the kernel set lacks, and entries it has beyond the plan
-    /// (nil: not compared, as with nft's interval sets).
+    /// (nil: not compared). Entries are CIDRs for ipset, ranges for nft.
     public var missingEntries: Int?
     public var extraEntries: Int?
     /// The rules that match on the set: "iptables", "ip6tables" or "nft", each
@@ -43,8 +43,15 @@ public enum SetInspector {
                     state.missingEntries = plan.subtracting(live).count
                     state.extraEntries = live.subtracting(plan).count
                 }
-            } else {
-                state.present = ruleset.contains { $0.line.trimmingCharacters(" \t") == "set \(set.name) {" }
+            } else if let live = nftElements(set.name, family: set.family) {
+                state.present = true
+                state.planned = set.addresses.intervals.count
+                state.entries = live.intervals.count
+                var plannedLast: [UInt128: UInt128] = [:], liveLast: [UInt128: UInt128] = [:]
+                for i in set.addresses.intervals { plannedLast[i.first] = i.last }
+                for i in live.intervals { liveLast[i.first] = i.last }
+                state.missingEntries = set.addresses.intervals.filter { liveLast[$0.first] != $0.last }.count
+                state.extraEntries = live.intervals.filter { plannedLast[$0.first] != $0.last }.count
             }
             for (tag, line) in iptables where line.hasPrefix("-A ") && line.contains("--match-set \(set.name) ") {
                 state.rules.append(tag)
@@ -53,6 +60,32 @@ public enum SetInspector {
             out.append(state)
         }
         return out
+    }
+
+    /// The ranges of table inet geogate's set `name`, from `nft list set` (nil when
+    /// it is missing, or prints an element this reader does not know). nft merges
+    /// adjacent ranges of an interval set; the AddressSet normalises the same way.
+    static func nftElements(_ name: String, family: IPFamily) -> AddressSet? {
+        let lines = commandOutput("nft", ["list", "set", "inet", NFTText.table, name])
+        guard lines.contains(where: { $0.line.trimmingCharacters(" \t") == "set \(name) {" }) else { return nil }
+        let text = lines.map(\.line).joined(separator: " ")
+        guard let start = text.range(of: "elements = {") else { return AddressSet(family: family) }
+        guard let end = text[start.upperBound...].firstIndex(of: "}") else { return nil }
+        var intervals: [AddressSet.Interval] = []
+        for token in text[start.upperBound..<end].split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
+            let t = String(token)
+            if t.contains("/"), let cidr = CIDR(t), cidr.family == family {
+                intervals.append(.init(first: cidr.first, last: cidr.last))
+            } else if let dash = t.firstIndex(of: "-"), let a = IPAddress(String(t[..<dash])),
+                      let b = IPAddress(String(t[t.index(after: dash)...])), a.family == family, b.family == family, a.value <= b.value {
+                intervals.append(.init(first: a.value, last: b.value))
+            } else if let a = IPAddress(t), a.family == family {
+                intervals.append(.init(first: a.value, last: a.value))
+            } else {
+                return nil
+            }
+        }
+        return AddressSet(family: family, intervals: intervals)
     }
 
     /// A rule line of `nft list ruleset` that names `@name` (not a set definition).

@@ -103,3 +103,36 @@ struct StatusTests {
         #expect(s.stdout.contains("next refresh: not scheduled"), "\(s.stdout)")
     }
 }
+
+/// The same reading with the nft backend: table inet geogate's interval sets,
+/// compared range by range, and the nft rules that use them.
+@Suite(.serialized, .enabled(if: namespacesAvailable, "needs root and ip netns"))
+struct StatusNFTTests {
+    @Test func nftSetsAreComparedWithThePlan() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (_, configPath) = prepare(scratch, dataset: testDataset,
+                                      config: "database: \(scratch.path)/countries.trie\nstate-dir: \(scratch.path)/state\nbackend: nft\n"
+                                          + "daemon:\n  socket: \(scratch.path)/geogate.sock\n" + testConfig)
+        // Built now, not at time 0 as prepare() builds it: fresh data, not stale.
+        #expect(bash("\"$GEOGATE\" compile -q data.csv -o countries.trie", in: scratch).status == 0)
+        let ns = Namespace(scratch, tag: "stnf")
+        defer { ns.remove() }
+        func geogate(_ args: String) -> CommandResult { ns.run("\"$GEOGATE\" \(args) --config \(configPath)") }
+        #expect(geogate("apply").status == 0)
+        var s = geogate("status")
+        #expect(s.status == 2 && s.stdout.contains("set geogate-full-v4: present, 7 entries, as planned; used by no rule"), "\(s.stdout)")
+        ns.run("""
+            nft add chain inet geogate input '{ type filter hook input priority -10; policy accept; }'
+            nft add rule inet geogate input ip saddr != @geogate-full-v4 drop
+            nft add rule inet geogate input ip6 saddr != @geogate-full-v6 drop
+            """)
+        s = geogate("status")
+        #expect(s.status == 0 && s.stdout.contains("set geogate-full-v6: present, 4 entries, as planned; used by 1 rule (nft)"), "\(s.stdout)")
+        // An element added by hand, then a planned one removed: drift both ways.
+        ns.run("nft add element inet geogate geogate-full-v4 '{ 8.8.8.0/24 }'; nft delete element inet geogate geogate-full-v4 '{ 198.51.100.0/24 }'")
+        s = geogate("status")
+        #expect(s.status == 1 && s.stdout.contains("DRIFTED: 1 missing, 1 extra"), "\(s.stdout)")
+        #expect(geogate("apply").status == 0 && geogate("status").status == 0)
+    }
+}
