@@ -27,6 +27,13 @@ struct OnOffTests {
         let addresses = ["198.51.100.7", "192.0.2.1", "8.8.8.8"]
         #expect(probe(ns, "geogate-full-v4", addresses) == "in out out")
 
+        // A switch that fails half-way (the second set's swap) puts everything back:
+        // the sets hold the plan and no marker says open.
+        let failedOpen = ns.run("GEOGATE_FAULT=sets-switch \"$GEOGATE\" apply --open --config \(configPath)")
+        #expect(failedOpen.status == 1, "\(failedOpen)")
+        #expect(probe(ns, "geogate-full-v4", addresses) == "in out out")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/state/filter-open"))
+
         // Emergency off: every address matches, IPv4 and IPv6, and it is recorded.
         let open = geogate("apply --open")
         #expect(open.status == 0 && open.stdout.contains("switched open"), "\(open)")
@@ -46,6 +53,12 @@ struct OnOffTests {
         let boot = geogate("apply --boot")
         #expect(boot.status == 0, "\(boot)")
         #expect(probe(ns, "geogate-full-v4", addresses) == "in in in")
+
+        // Closing that fails half-way leaves it open, marker and sets alike.
+        let failedClose = ns.run("GEOGATE_FAULT=sets-switch \"$GEOGATE\" apply --config \(configPath)")
+        #expect(failedClose.status == 1, "\(failedClose)")
+        #expect(probe(ns, "geogate-full-v4", addresses) == "in in in")
+        #expect(FileManager.default.fileExists(atPath: scratch.path + "/state/filter-open"))
 
         // The next plain apply closes it, on the new data.
         let close = geogate("apply")
