@@ -82,13 +82,6 @@ public enum PreparedSets {
         }
     }
 
-    public var names: [String] {
-        switch self {
-        case .ipset(let t): t.names
-        case .nft(let sets, _, _): sets.map { "\($0.name) (table inet \(NFTText.table))" }
-        }
-    }
-
     public mutating func switchIn() throws(IPSetError) {
         switch self {
         case .ipset(var t):

@@ -205,8 +205,6 @@ public struct SetTransaction {
         self.registry = registry
     }
 
-    public var names: [String] { steps.map(\.set.name) }
-
     /// One line per set: replaced (with the entry counts), created, or unchanged.
     public var report: SetLoader.Report {
         var r = SetLoader.Report()
