@@ -11,6 +11,9 @@ let package = Package(
         .executable(name: "geogate-bench", targets: ["GeoGateBench"]),
         .library(name: "GeoGateTrie", targets: ["GeoGateTrie"]),
         .library(name: "GeoGateImport", targets: ["GeoGateImport"]),
+        // The fuzz targets' driver (Tests/Fuzz/README.md): libFuzzer's when built by
+        // Scripts/fuzz.sh, else a replayer of saved inputs.
+        .executable(name: "geogate-fuzz", targets: ["GeoGateFuzzDriver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,7 +42,7 @@ let package = Package(
         .target(name: "GeoGateCore", dependencies: ["CGeoGateSupport"]),
         // One importer per source format, plus decompression of .gz / .xz inputs.
         .target(name: "GeoGateImport",
-                dependencies: ["GeoGateCore", "CMaxMindDB", "CZlib", "CLZMA",
+                dependencies: ["GeoGateCore", "CMaxMindDB", "CZlib", "CLZMA", "CArchive",
                                .product(name: "Crypto", package: "swift-crypto")]),
         // The trie file: builder, writer, mmap reader (Docs/FORMAT.md).
         .target(name: "GeoGateTrie", dependencies: ["GeoGateCore", "CZlib", "CGeoGateSupport"]),
@@ -61,7 +64,7 @@ let package = Package(
         // Scheduled refresh: downloads (AsyncHTTPClient), archives (libarchive), checks,
         // the sanity guard, the swap, then daemon reload and sets.
         .target(name: "GeoGateRefresh",
-                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall", "CArchive",
+                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
                                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")]),
@@ -92,6 +95,17 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio"),
                                    .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "GeoGateTrieTests", dependencies: ["GeoGateTrie", "GeoGateCore", "CGeoGateSupport"]),
+        // Fuzz targets: one entry per parser of outside bytes, shared by the libFuzzer
+        // driver (Scripts/fuzz.sh) and the regression tests (Tests/Fuzz/regressions).
+        .target(name: "GeoGateFuzzTargets",
+                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateDaemon",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOEmbedded", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Tests/Fuzz/Targets"),
+        .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
+        .executableTarget(name: "GeoGateFuzzDriver", dependencies: ["GeoGateFuzzTargets", "CLibFuzzer"], path: "Tests/Fuzz/Driver"),
+        .testTarget(name: "GeoGateFuzzTests", dependencies: ["GeoGateFuzzTargets", "GeoGateTestSupport"]),
         // The Debian package (Scripts/package-deb.sh): unpacked, run without the toolchain, installed by dpkg.
         .testTarget(name: "GeoGatePackageTests", dependencies: ["GeoGateTestSupport"]),
     ]

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -68,9 +69,8 @@ public final class DaemonServer: Service, Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(self.settings.idleTimeoutSeconds)))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(HTTPCheckHandler(service: self.service))
+                    try DaemonServer.addHTTPHandlers(channel.pipeline.syncOperations, service: self.service,
+                                                     idleTimeout: .seconds(self.settings.idleTimeoutSeconds))
                 }
             }
         return try await bindUnixSocket(bootstrap, path: path)
@@ -108,8 +108,22 @@ public final class DaemonServer: Service, Sendable {
             channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(RequestHandler(service: service, logger: logger, idleTimeout: .seconds(settings.idleTimeoutSeconds)))
+        try DaemonServer.addLineHandlers(channel.pipeline.syncOperations, service: service, logger: logger,
+                                         idleTimeout: .seconds(settings.idleTimeoutSeconds))
+    }
+
+    /// The handlers of one line-protocol connection (also what the fuzz target drives).
+    public static func addLineHandlers(_ pipeline: ChannelPipeline.SynchronousOperations, service: LookupService,
+                                       logger: Logger, idleTimeout: TimeAmount) throws {
+        try pipeline.addHandler(RequestHandler(service: service, logger: logger, idleTimeout: idleTimeout))
+    }
+
+    /// The handlers of one auth_request (HTTP/1.1) connection (also what the fuzz target drives).
+    public static func addHTTPHandlers(_ pipeline: ChannelPipeline.SynchronousOperations, service: LookupService,
+                                       idleTimeout: TimeAmount) throws {
+        try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+        try pipeline.configureHTTPServerPipeline()
+        try pipeline.addHandler(HTTPCheckHandler(service: service))
     }
 
     /// Serves until graceful shutdown (SIGTERM/SIGINT through ServiceGroup);

@@ -84,19 +84,26 @@ public enum SourceLoader {
                 locations = try findLocations(for: file, among: paths[(i + 1)...], forced: forced, options: options)
             }
             options.rangesBefore = given.rangesBefore + sources.reduce(0) { $0 + $1.v4.ranges.count + $1.v6.ranges.count }
-            switch format {
-            case .tor, .dbipCSV: sources.append(try RangeCSV.parse(file, format: format, options: options))
-            case .maxmindCSV: sources.append(try MaxMindCSV.parseBlocks(file, locations: locations!, options: options))
-            case .maxmindLocations: continue
-            case .mmdb: sources.append(try MMDBFile.parse(file, options: options))
-            case .rir: sources.append(try RIRDelegated.parse(file, options: options))
-            case .cidrList: sources.append(try CIDRList.parse(file, options: options))
-            }
+            sources.append(try parse(file, format: format, locations: locations ?? [:], options: options))
         }
         guard !sources.isEmpty else {
             throw ImportError(file: paths.joined(separator: ", "), reason: "no data inputs (a Locations file alone holds no networks)")
         }
         return sources
+    }
+
+    /// One data file in a known format (a MaxMind blocks file with its Locations).
+    public static func parse(_ file: SourceFile, format: SourceFormat, locations: MaxMindCSV.Locations = [:],
+                             options: ImportOptions = ImportOptions()) throws(ImportError) -> ImportedSource {
+        switch format {
+        case .tor, .dbipCSV: return try RangeCSV.parse(file, format: format, options: options)
+        case .maxmindCSV: return try MaxMindCSV.parseBlocks(file, locations: locations, options: options)
+        case .maxmindLocations:
+            throw ImportError(file: file.path, reason: "a MaxMind Locations file holds no networks: it goes with a blocks file")
+        case .mmdb: return try MMDBFile.parse(file, options: options)
+        case .rir: return try RIRDelegated.parse(file, options: options)
+        case .cidrList: return try CIDRList.parse(file, options: options)
+        }
     }
 
     static func detect(_ file: SourceFile, forced: SourceFormat?) throws(ImportError) -> SourceFormat {

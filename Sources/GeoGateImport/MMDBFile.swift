@@ -164,7 +164,7 @@ enum MMDBFile {
             }
             let a = UInt8(bitPattern: text[0]), b = UInt8(bitPattern: text[1])
             guard let code = CountryCode.validated(a, b) else {
-                let shown = String(decoding: [a, b], as: UTF8.self)
+                let shown = SafeText.bytes([a, b])
                 throw corrupt("data record at offset \(entry.offset): unknown country code '\(shown)' in \(mapKey).iso_code")
             }
             return code

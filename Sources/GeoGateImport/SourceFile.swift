@@ -36,6 +36,12 @@ public struct SourceFile: Sendable {
             throw ImportError(file: path, reason: "the file name holds control characters: rename it (the name is recorded in the trie and shown in logs and INFO)")
         }
         let raw = try readWholeFile(path, limit: options.maximumInputBytes)
+        return try decoding(raw, path: path, options: options)
+    }
+
+    /// The file from its bytes as stored: gzip and xz recognised by their magic and
+    /// decompressed (within `options.maximumInputBytes`), anything else taken as is.
+    public static func decoding(_ raw: [UInt8], path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> SourceFile {
         let digest = Array(SHA256.hash(data: raw))
         let compression: Compression
         let content: [UInt8]

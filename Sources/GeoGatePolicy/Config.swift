@@ -12,8 +12,11 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
     public let key: String
     public let message: String
 
+    /// One printable line: the key and the message may quote the file (an unknown
+    /// key, a YAML parser's excerpt), so every part is escaped and cut (SafeText).
     public var description: String {
-        "\(path)\(line.map { ":\($0)" } ?? ""): \(key.isEmpty ? "" : "\(key): ")\(message)"
+        let shownKey = key.isEmpty ? "" : "\(SafeText.field(key)): "
+        return "\(SafeText.field(path, limit: 300))\(line.map { ":\($0)" } ?? ""): \(shownKey)\(SafeText.field(message, limit: 1024))"
     }
 }
 

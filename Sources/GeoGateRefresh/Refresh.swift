@@ -433,9 +433,11 @@ public struct Refresher {
         } else {
             let unpacked = directory + "/members"
             try makeDirectories([unpacked])
-            fetched.inputs = try Archive.extract(file, suffixes: d.members, into: unpacked,
-                                                 maxBytes: settings.maxSizeMegabytes << 20, name: d.name)
-            logger.info("\(d.name): unpacked \(fetched.inputs.map { Providers.lastComponent($0) }.joined(separator: ", "))")
+            do {
+                fetched.inputs = try Archive.extract(file, suffixes: d.members, into: unpacked,
+                                                     maxBytes: settings.maxSizeMegabytes << 20, name: d.name)
+            } catch { throw RefreshError(error.description) }
+            logger.info("\(d.name): unpacked \(fetched.inputs.map { SafeText.field(Providers.lastComponent($0)) }.joined(separator: ", "))")
         }
         return fetched
     }

@@ -171,7 +171,7 @@ public enum TrieWriter {
 
     /// CRC-32 (zlib's, the gzip/PNG polynomial) of bytes 16..<end: everything but the
     /// magic, the version and the checksum field itself.
-    static func crc32Body(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    public static func crc32Body(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc = crc32(0, nil, 0)
         var offset = 16
         while offset < bytes.count {
@@ -182,7 +182,7 @@ public enum TrieWriter {
         return UInt32(truncatingIfNeeded: crc)
     }
 
-    static func crc32Body(_ bytes: [UInt8]) -> UInt32 {
+    public static func crc32Body(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { crc32Body($0) }
     }
 }

@@ -1,21 +1,24 @@
 import CArchive
+import GeoGateCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Archives (.tar.gz, .tar.xz, .zip) through libarchive: the members an input
 /// needs are written out under their base names; a cut or corrupt archive is an error.
-enum Archive {
+/// Member names come from outside: they reach errors escaped and cut (SafeText).
+public enum Archive {
     /// Extracts every regular member whose name ends with one of `suffixes` into
     /// `directory`; returns their paths in archive order.
-    static func extract(_ path: String, suffixes: [String], into directory: String, maxBytes: Int,
-                        name: String) throws(RefreshError) -> [String] {
-        guard let a = archive_read_new() else { throw RefreshError("\(name): libarchive: out of memory") }
+    public static func extract(_ path: String, suffixes: [String], into directory: String, maxBytes: Int,
+                               name: String) throws(ImportError) -> [String] {
+        func error(_ reason: String) -> ImportError { ImportError(file: name, reason: reason) }
+        guard let a = archive_read_new() else { throw error("libarchive: out of memory") }
         defer { archive_read_free(a) }
         archive_read_support_filter_all(a)
         archive_read_support_format_all(a)
-        func failure(_ what: String) -> RefreshError {
-            RefreshError("\(name): \(what): \(archive_error_string(a).map { String(cString: $0) } ?? "unreadable archive")")
+        func failure(_ what: String) -> ImportError {
+            error("\(what): \(archive_error_string(a).map { SafeText.field(String(cString: $0)) } ?? "unreadable archive")")
         }
         guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else { throw failure("not a readable archive") }
         var extracted: [String] = []
@@ -34,20 +37,20 @@ enum Archive {
                 continue
             }
             let out = directory + "/" + base
-            guard let file = fopen(out, "wb") else { throw RefreshError("\(name): cannot write \(out)") }
+            guard let file = fopen(out, "wb") else { throw error("cannot write \(SafeText.field(out))") }
             defer { fclose(file) }
             while true {
                 let n = buffer.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }
                 if n == 0 { break }
-                guard n > 0 else { throw failure("\(member): cut or corrupt") }
+                guard n > 0 else { throw failure("\(SafeText.field(member)): cut or corrupt") }
                 total += n
-                guard total <= maxBytes else { throw RefreshError("\(name): unpacks to over the \(maxBytes / (1 << 20)) MB limit") }
-                guard fwrite(buffer, 1, n, file) == n else { throw RefreshError("\(name): cannot write \(out)") }
+                guard total <= maxBytes else { throw error("unpacks to over the \(maxBytes / (1 << 20)) MB limit") }
+                guard fwrite(buffer, 1, n, file) == n else { throw error("cannot write \(SafeText.field(out))") }
             }
             extracted.append(out)
         }
         guard !extracted.isEmpty else {
-            throw RefreshError("\(name): the archive has no member ending in \(suffixes.joined(separator: " or "))")
+            throw error("the archive has no member ending in \(suffixes.joined(separator: " or "))")
         }
         return extracted
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Writes the seed corpus under Tests/Fuzz/corpus/TARGET/: real data cut down
+# (Data/), the shapes each format's documentation shows, and the error cases
+# the unit tests name. Run again after a format change; commit the result.
+# Needs the built geogate (for the trie seeds), perl's MaxMind::DB::Writer
+# (Scripts/make-mmdb.pl), gzip, xz, tar and zip.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=Tests/Fuzz/corpus
+geogate=${GEOGATE_BIN:-.build/release/geogate}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rm -rf "$out"
+for t in trie tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
+seed() { printf '%b' "$3" > "$out/$1/$2"; }
+
+# --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
+gzip -dc Data/geoip.gz | sed -n 1,40p > "$work/geoip"
+gzip -dc Data/geoip6.gz | sed -n 1,40p > "$work/geoip6"
+cp "$work/geoip" "$out/tor/geoip"
+cp "$work/geoip6" "$out/tor/geoip6"
+gzip -9nc "$work/geoip" > "$out/tor/geoip.gz"
+xz -9c "$work/geoip6" > "$out/tor/geoip6.xz"
+seed tor bad-country '16777216,16777471,UX\n'
+seed tor inverted '16777471,16777216,AU\n'
+seed tor overlap '16777216,16777471,AU\n16777300,16777400,JP\n'
+seed tor crlf-bom '\xef\xbb\xbf16777216,16777471,AU\r\n'
+head -c 60 "$out/tor/geoip.gz" > "$out/tor/truncated.gz"
+
+# --- DB-IP lite CSV.
+seed dbip-csv lite '"1.0.0.0","1.0.0.255","AU"\n"1.0.1.0","1.0.3.255","CN"\n"2001:200::","2001:200:ffff:ffff:ffff:ffff:ffff:ffff","JP"\n'
+seed dbip-csv mapped '::ffff:1.0.0.0,::ffff:1.0.0.255,AU\n::fffe:ffff:fff0,::ffff:0.0.0.15,JP\n2001:db8::,2001:db8::ff,IT\n'
+seed dbip-csv unassigned '1.0.0.0,1.0.0.255,ZZ\n1.0.1.0,1.0.1.255,\n1.0.2.0,1.0.2.255,--\n'
+seed dbip-csv mixed-family '1.0.0.0,2001:db8::,AU\n'
+printf '1.0.0.0,1.0.0.255,AU\n' | xz -9c > "$out/dbip-csv/lite.xz"
+
+# --- MaxMind CSV: Locations, a --blocks-- line, then blocks.
+loc='geoname_id,locale_code,continent_code,continent_name,country_iso_code,country_name,is_in_european_union\n2077456,en,OC,Oceania,AU,Australia,0\n6255148,en,EU,Europe,,,0\n3175395,en,EU,Europe,IT,Italy,1\n'
+seed maxmind-csv v4 "$loc--blocks--\nnetwork,geoname_id,registered_country_geoname_id,represented_country_geoname_id,is_anonymous_proxy,is_satellite_provider,is_anycast\n1.0.0.0/24,2077456,2077456,,0,0,\n2.0.0.0/16,,3175395,,0,0,\n5.0.0.0/8,,,,1,0,\n6.0.0.0/8,,,,0,1,\n"
+seed maxmind-csv v6 "$loc--blocks--\nnetwork,geoname_id,registered_country_geoname_id,represented_country_geoname_id,is_anonymous_proxy,is_satellite_provider\n2001:200::/32,3175395,3175395,,0,0\n::ffff:1.0.0.0/120,2077456,,,0,0\n"
+seed maxmind-csv unknown-id "$loc--blocks--\nnetwork,geoname_id,registered_country_geoname_id,represented_country_geoname_id,is_anonymous_proxy,is_satellite_provider\n1.0.0.0/24,999,,,0,0\n"
+seed maxmind-csv bad-header 'geoname_id,locale_code\n1,en\n--blocks--\nnetwork\n1.0.0.0/24\n'
+
+# --- MMDB, from MaxMind's writer (Scripts/make-mmdb.pl): IPv6 tree with IPv4 at ::/96.
+printf '16777216,16777471,AU\n1358054656,1358055167,GB\n' > "$work/v4"
+printf '2001:620::,2001:627:ffff:ffff:ffff:ffff:ffff:ffff,CH\n2a02:8070::,2a02:8070:ffff:ffff:ffff:ffff:ffff:ffff,DE\n' > "$work/v6"
+perl Scripts/make-mmdb.pl "$out/mmdb/small.mmdb" "$work/v4" "$work/v6"
+gzip -9nc "$out/mmdb/small.mmdb" > "$out/mmdb/small.mmdb.gz"
+head -c 200 "$out/mmdb/small.mmdb" > "$out/mmdb/cut"
+
+# --- RIR delegated(-extended) statistics.
+seed rir extended '2|ripencc|20261129|5|19830705|20261128|+0100\nripencc|*|ipv4|*|3|summary\nripencc|*|ipv6|*|2|summary\nripencc|FR|ipv4|2.0.0.0|1048576|20100712|allocated|abc\nripencc|IT|ipv4|5.8.0.0|768|20120101|assigned|def\nripencc|DE|ipv6|2001:608::|32|19990820|allocated|ghi\nripencc||ipv4|5.9.0.0|256||available|\nripencc|EU|asn|3333|1|19930901|allocated|x\n'
+seed rir bad-count 'ripencc|FR|ipv4|2.0.0.0|0|20100712|allocated\nripencc|FR|ipv6|2001:608::|129|20100712|allocated\n'
+
+# --- CIDR lists (ipdeny zones; the country from --list-country in the target's options, else the name).
+seed cidr-list zone '# it.zone\n2.32.0.0/11\n5.8.0.0/21\n5.8.8.0-5.8.9.255\n2001:b00::/29\n'
+seed cidr-list bad-prefix '2.32.0.0/33\n'
+seed cidr-list host-bits '2.32.0.1/11\n'
+
+# --- Archives: the shapes refresh unpacks (ipdeny .tar.gz, MaxMind .zip, .tar.xz).
+mkdir -p "$work/a/all-zones" "$work/z/GeoLite2-Country-CSV_20261128"
+printf '2.32.0.0/11\n5.8.0.0/21\n' > "$work/a/all-zones/it.zone"
+printf '1.0.0.0,1.0.0.255,AU\n' > "$work/a/all-zones/au.csv"
+printf 'x\n' > "$work/a/all-zones/.hidden.zone"
+(cd "$work/a" && tar --owner=0 --group=0 --mtime=@0 -czf "$OLDPWD/$out/archive/zones.tar.gz" all-zones)
+(cd "$work/a" && tar --owner=0 --group=0 --mtime=@0 -cJf "$OLDPWD/$out/archive/zones.tar.xz" all-zones)
+(cd "$work/a" && tar --owner=0 --group=0 --mtime=@0 -cf "$OLDPWD/$out/archive/zones.tar" all-zones)
+printf '1.0.0.0,1.0.0.255,AU\n' > "$work/z/GeoLite2-Country-CSV_20261128/blocks.csv"
+(cd "$work/z" && TZ=UTC zip -qX -r "$OLDPWD/$out/archive/csv.zip" GeoLite2-Country-CSV_20261128)
+head -c 300 "$out/archive/zones.tar" > "$out/archive/cut.tar"
+
+# --- Config: the shipped one, and the error cases the policy tests name.
+cp Data/geogate.conf "$out/config/shipped.conf"
+seed config minimal 'profiles:\n  web:\n    scope: web-only\n    allow-countries: [IT]\n'
+seed config networks 'trusted:\n  defaults: false\n  networks: [10.0.0.0/8, "2001:db8::/32"]\nprofiles:\n  p:\n    scope: full-server\n    deny-countries: [CN, RU]\n    allow-networks: [1.2.3.0/24, 0.0.0.0/0]\n    block-networks: [1.2.3.4, ::/0]\n    no-country: allow\n    set-name: geo\n'
+seed config refresh 'profiles:\n  p: {scope: web-only, allow-countries: [IT]}\nrefresh:\n  keep-previous: 2\n  stale-after: 2d\n  sources:\n    - name: tor\n      url: https://example.org/geoip.gz\n      sha256: 0000000000000000000000000000000000000000000000000000000000000000\n    - name: zones\n      file: /tmp/zones.tar.gz\n      members: [.zone]\n      list-country: IT\n'
+seed config unknown-key 'profiles:\n  p:\n    scope: web-only\n    allow-countrys: [IT]\n'
+seed config same-network 'profiles:\n  p:\n    scope: web-only\n    allow-countries: [IT]\n    allow-networks: [1.0.0.0/8]\n    block-networks: [1.0.0.0/8]\n'
+seed config anchors 'a: &x [IT, CH]\nprofiles:\n  p:\n    scope: web-only\n    allow-countries: *x\n'
+seed config tab-indent 'profiles:\n\tp: 1\n'
+
+# --- Line protocol: byte 0 sets the read size (0: one read), then request lines.
+seed protocol requests '\x00LOOKUP 1.0.0.1\nCHECK web 2.2.3.4\nCHECK full 10.9.1.1\ncheck full ::ffff:10.1.1.1\nINFO\nSTATS\nPING\nRELOAD test\nLOOKUP 2001:db8::1\r\n'
+seed protocol errors '\x03LOOKUP\nCHECK nope 1.2.3.4\nLOOKUP 1.2.3.4 5\nFROB\n\n   \nLOOKUP 999.1.1.1\nCHECK web\x01 1.1.1.1\nlast-without-newline'
+printf '\x07' > "$out/protocol/too-long"; head -c 1100 /dev/zero | tr '\0' 'A' >> "$out/protocol/too-long"; printf '\nPING\n' >> "$out/protocol/too-long"
+
+# --- HTTP auth_request endpoint: byte 0 sets the read size, then requests.
+seed http check '\x00GET /check?profile=web HTTP/1.1\r\nHost: geogate\r\nX-Real-IP: 198.51.100.9\r\n\r\nGET /check?profile=full&x=1 HTTP/1.1\r\nHost: g\r\nX-Real-IP: 2001:db8::5\r\n\r\n'
+seed http metrics '\x05GET /metrics HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n'
+seed http bad '\x00POST /check?profile=web HTTP/1.0\r\nContent-Length: 4\r\n\r\nabcdGET /check HTTP/1.1\r\nX-Real-IP: x\r\n\r\nGET /nothing HTTP/1.1\r\n\r\n'
+seed http chunked '\x00GET /check?profile=web HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Real-IP: 1.0.0.1\r\n\r\n3\r\nabc\r\n0\r\n\r\n'
+
+# --- Trie files: a small one compiled by geogate, and cut ones.
+"$geogate" compile "$out/tor/geoip" "$out/tor/geoip6" -o "$out/trie/small.trie" >/dev/null
+printf '1.0.0.0/24\n' > "$work/au.zone"
+"$geogate" compile --format cidr-list --country AU "$work/au.zone" -o "$out/trie/one.trie" >/dev/null
+head -c 64 "$out/trie/small.trie" > "$out/trie/header-only"
+echo "seeds written to $out: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"
