@@ -103,6 +103,7 @@ case $1 in
         [ "${GEOGATE_FUZZ_NO_BUILD:-}" = 1 ] || build
         mapfile -t targets < <(GEOGATE_FUZZ_TARGET=--list "$binary")
         parallel=${GEOGATE_FUZZ_PARALLEL:-1}
+        mkdir -p "$scratch/logs"
         failed=0
         for ((i = 0; i < ${#targets[@]}; i += parallel)); do
             pids=()

@@ -15,11 +15,14 @@ public enum MaxMindCSV {
     public static func parseLocations(_ file: SourceFile) throws(ImportError) -> Locations {
         var locations: Locations = [:]
         var idColumn = -1, codeColumn = -1
+        // The header is the first line that is not blank (not always line 1).
+        var headerSeen = false
         try file.content.withUnsafeBufferPointer { (buffer) throws(ImportError) in
             try TextLines(buffer).forEach { (line, number) throws(ImportError) in
                 if line.trimmed.isEmpty { return }
                 let fields = Fields(line, separator: UInt8(ascii: ","))
-                if number == 1 {
+                if !headerSeen {
+                    headerSeen = true
                     for i in 0..<min(fields.count, Fields.capacity) {
                         switch fields.string(i) {
                         case "geoname_id": idColumn = i
@@ -28,7 +31,7 @@ public enum MaxMindCSV {
                         }
                     }
                     guard idColumn >= 0, codeColumn >= 0 else {
-                        throw ImportError(file: file.path, line: 1, reason: "not a MaxMind Locations header: needs geoname_id and country_iso_code columns")
+                        throw ImportError(file: file.path, line: number, reason: "not a MaxMind Locations header: needs geoname_id and country_iso_code columns")
                     }
                     return
                 }
@@ -57,11 +60,13 @@ public enum MaxMindCSV {
         var sink = RangeSink(file: file, format: .maxmindCSV, options: options)
         var network = -1, geoname = -1, registered = -1, proxy = -1, satellite = -1
         let a1 = CountryCode("A1")!, a2 = CountryCode("A2")!
+        var headerSeen = false
         try file.content.withUnsafeBufferPointer { (buffer) throws(ImportError) in
             try TextLines(buffer).forEach { (line, number) throws(ImportError) in
                 if line.trimmed.isEmpty { return }
                 let fields = Fields(line, separator: UInt8(ascii: ","))
-                if number == 1 {
+                if !headerSeen {
+                    headerSeen = true
                     for i in 0..<min(fields.count, Fields.capacity) {
                         switch fields.string(i) {
                         case "network": network = i
@@ -73,7 +78,7 @@ public enum MaxMindCSV {
                         }
                     }
                     guard network >= 0, geoname >= 0, registered >= 0 else {
-                        throw ImportError(file: file.path, line: 1, reason: "not a MaxMind Blocks header: needs network, geoname_id and registered_country_geoname_id columns")
+                        throw ImportError(file: file.path, line: number, reason: "not a MaxMind Blocks header: needs network, geoname_id and registered_country_geoname_id columns")
                     }
                     return
                 }

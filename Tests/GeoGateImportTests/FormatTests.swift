@@ -62,6 +62,20 @@ import Testing
         #expect(importError([bad])?.contains("GeoLite2-Country-Blocks-IPv6.csv:2: field 2: geoname_id '999' is not in the Locations file") == true)
     }
 
+    /// Found by the maxmind-csv fuzz target: with a blank first line the header went
+    /// unread and the first row indexed column -1 (a trap). The header is the first
+    /// line that is not blank, in both files.
+    @Test func maxmindHeadersAfterBlankLines() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        _ = dir.write("GeoLite2-Country-Locations-en.csv", "\n\ngeoname_id,locale_code,country_iso_code\n2658434,en,CH\n")
+        let blocks = dir.write("GeoLite2-Country-Blocks-IPv4.csv", "\nnetwork,geoname_id,registered_country_geoname_id\n5.1.0.0/16,2658434,\n")
+        let s = try SourceLoader.load(paths: [blocks])[0]
+        #expect(s.v4.country(of: ip("5.1.2.3")) == cc("CH"))
+        let noHeader = dir.write("GeoLite2-Country-Blocks-IPv6.csv", "\n\n2001:db8::/32,2658434,\n")
+        #expect(importError([noHeader], format: .maxmindCSV)?.contains("GeoLite2-Country-Blocks-IPv6.csv:3: not a MaxMind Blocks header") == true)
+    }
+
     @Test func rirDelegatedExtended() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
