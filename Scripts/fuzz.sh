@@ -60,7 +60,9 @@ fuzz() {
     [ -n "$dict" ] && args+=(-dict="$dict")
     echo "fuzzing $target for $seconds s (log: $log)" >&2
     # Exit status 0: no crash; anything else is reported from the log below.
-    GEOGATE_FUZZ_TARGET=$target ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    # Swift's own crash backtracer is off: it runs after ASan's handler and its
+    # memory reader shows up as a bogus "unknown-crash" over the real report.
+    GEOGATE_FUZZ_TARGET=$target ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} SWIFT_BACKTRACE=enable=no \
         LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/Tests/Fuzz/lsan.supp:print_suppressions=0} \
         "$binary" "${args[@]}" "$corpus" "Tests/Fuzz/corpus/$target" >"$log" 2>&1 || true
     summarize "$target"
@@ -80,7 +82,7 @@ summarize() {
     [ -n "$runs" ] && [ -n "$secs" ] && [ "$secs" -gt 0 ] && rate=" ($((runs / secs))/s)"
     echo "$target: ${runs:-?} runs in ${secs:-?} s$rate, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, crashes $found"
     if [ "$found" -gt 0 ]; then
-        grep -m3 -E 'ERROR: AddressSanitizer|ERROR: libFuzzer|invariant broken|Fatal error|deadly signal' "$log" | sed 's/^/    /'
+        grep -m3 -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|ERROR: libFuzzer|invariant broken|Fatal error|deadly signal' "$log" | sed 's/^/    /'
         find "$crashes" -type f | sed 's/^/    reproducer: /'
         return 1
     fi

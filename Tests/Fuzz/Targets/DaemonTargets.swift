@@ -69,8 +69,15 @@ func reads(of input: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
     return stride(from: 0, to: body.count, by: step).map { UnsafeRawBufferPointer(rebasing: body[$0..<min($0 + step, body.count)]) }
 }
 
-/// The embedded channels' peer address, made once.
-let fuzzPeer = try! SocketAddress(unixDomainSocketPath: "/fuzz.sock")
+/// The embedded channels' peer address, made once. Held as the bare
+/// UnixSocketAddress: inside SocketAddress the reference to its storage carries
+/// the enum's case in its spare bits, which LeakSanitizer does not take for a
+/// pointer, so it reported the storage as leaked at every exit.
+let fuzzPeerAddress: SocketAddress.UnixSocketAddress = {
+    guard case .unixDomainSocket(let address) = try! SocketAddress(unixDomainSocketPath: "/fuzz.sock") else { fatalError() }
+    return address
+}()
+var fuzzPeer: SocketAddress { .unixDomainSocket(fuzzPeerAddress) }
 
 let discardingLogger = Logger(label: "geogate-fuzz") { _ in SwiftLogNoOpLogHandler() }
 
@@ -152,6 +159,10 @@ let httpTarget = FuzzTarget("http", "auth_request HTTP endpoint: NIO's HTTP/1.1 
         drain()
     }
     _ = try? channel.finish()
+    // As for the line protocol: after the handler closed a Connection: close
+    // exchange itself, a timer left on the embedded loop holds the channel (a real
+    // daemon's RSS stayed flat over 43,000 such requests).
+    channel.embeddedEventLoop.advanceTime(by: .seconds(120))
     drain()
     try expectWellFormedResponses(output)
 }
