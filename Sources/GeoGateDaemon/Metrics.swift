@@ -53,7 +53,7 @@ extension LookupService {
 }
 
 /// A Prometheus histogram of durations, in fixed buckets, lock-free: relaxed
-/// atomic adds (CGeoGateSupport) on a table that lives as long as the daemon.
+/// atomic adds (CGeoGateSupport) on a table of its own.
 final class DurationHistogram: @unchecked Sendable {
     /// Upper bounds in nanoseconds, 1 µs to 10 ms (`observe` spells them out too).
     static let bounds: [UInt64] = [1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 10_000_000]
@@ -64,6 +64,8 @@ final class DurationHistogram: @unchecked Sendable {
         cells = .allocate(capacity: Self.bounds.count + 2)
         cells.initialize(repeating: 0, count: Self.bounds.count + 2)
     }
+
+    deinit { cells.deallocate() }
 
     static func now() -> UInt64 {
         var t = timespec()

@@ -65,8 +65,7 @@ final class ProfileEntry: Sendable {
     }
 }
 
-/// A profile's verdicts since the daemon started; kept by name across reloads
-/// (and for the life of the process: the table is never freed).
+/// A profile's verdicts since the daemon started; kept by name across reloads.
 final class VerdictCounters: @unchecked Sendable {
     let allow = Atomic<Int>(0)
     let deny = Atomic<Int>(0)
@@ -81,6 +80,8 @@ final class VerdictCounters: @unchecked Sendable {
         byCountry = .allocate(capacity: 2 * Self.countrySlots)
         byCountry.initialize(repeating: 0, count: 2 * Self.countrySlots)
     }
+
+    deinit { byCountry.deallocate() }
 
     static func slot(_ country: CountryCode?) -> Int {
         guard let c = country else { return 0 }

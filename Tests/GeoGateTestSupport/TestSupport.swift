@@ -26,6 +26,16 @@ public let geogateBinary: String = {
     return repositoryRoot + "/.build/release/geogate"
 }()
 
+/// True when Scripts/asan-test.sh runs the suite with geogate built under
+/// AddressSanitizer, whose shadow memory and quarantine add 100-200 MB to a process.
+public let runningUnderAddressSanitizer = ProcessInfo.processInfo.environment["GEOGATE_TEST_ASAN"] == "1"
+
+/// compile and refresh stay under 300 MB on any input (peak RSS in KiB); not
+/// measurable under AddressSanitizer, where this always holds.
+public func withinMemoryBound(_ kib: Int) -> Bool {
+    runningUnderAddressSanitizer || kib < 300 * 1024
+}
+
 /// What a command printed and how it ended.
 public struct CommandResult: Sendable {
     public var status: Int32
