@@ -59,12 +59,16 @@ fuzz() {
                 -artifact_prefix="$crashes/" -print_final_stats=1)
     [ -n "$dict" ] && args+=(-dict="$dict")
     echo "fuzzing $target for $seconds s (log: $log)" >&2
+    # The targets' scratch files (an MMDB, archive members, the daemon's trie), in
+    # memory, removed here even when the run ends in a crash.
+    local work; work=$(mktemp -d /dev/shm/geogate-fuzz-XXXXXX 2>/dev/null || mktemp -d)
     # Exit status 0: no crash; anything else is reported from the log below.
     # Swift's own crash backtracer is off: it runs after ASan's handler and its
     # memory reader shows up as a bogus "unknown-crash" over the real report.
-    GEOGATE_FUZZ_TARGET=$target ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} SWIFT_BACKTRACE=enable=no \
+    GEOGATE_FUZZ_TARGET=$target GEOGATE_FUZZ_SCRATCH=$work ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} SWIFT_BACKTRACE=enable=no \
         LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/Tests/Fuzz/lsan.supp:print_suppressions=0} \
         "$binary" "${args[@]}" "$corpus" "Tests/Fuzz/corpus/$target" >"$log" 2>&1 || true
+    rm -rf "$work"
     summarize "$target"
 }
 
@@ -96,9 +100,12 @@ case $1 in
         [ "${GEOGATE_FUZZ_NO_BUILD:-}" = 1 ] || build
         target=$2; shift 2
         status=0
+        work=$(mktemp -d /dev/shm/geogate-fuzz-XXXXXX 2>/dev/null || mktemp -d)
         for path in "$@"; do
-            GEOGATE_FUZZ_TARGET=$target "$binary" -runs=1 "$path" || status=1
+            GEOGATE_FUZZ_TARGET=$target GEOGATE_FUZZ_SCRATCH=$work SWIFT_BACKTRACE=enable=no \
+                "$binary" -runs=1 "$path" || status=1
         done
+        rm -rf "$work"
         exit $status ;;
     all)
         [ $# -eq 2 ] || usage

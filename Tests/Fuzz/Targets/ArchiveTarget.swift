@@ -36,11 +36,7 @@ let archiveTarget = FuzzTarget("archive", "tar/zip (and their gzip/xz/bzip2 filt
     }
 }
 
+/// Removes the plain files of a directory (what the targets write there).
 func emptyDirectory(_ path: String) {
-    guard let dir = opendir(path) else { return }
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-        if name != "." && name != ".." { unlink(path + "/" + name) }
-    }
-    closedir(dir)
+    for file in FuzzCorpus.files(under: path) where file != path { unlink(file) }
 }

@@ -97,12 +97,20 @@ let mmdbTarget = FuzzTarget("mmdb", "MaxMind DB through libmaxminddb (tree walk,
     try importBytes(Array(input), path: path, format: .mmdb, options: fuzzOptions(input))
 }
 
-/// A directory of this process's own under /dev/shm (else /tmp), made once.
+/// A file in this process's scratch directory.
 func scratchFile(_ name: String) -> String {
     scratchDirectory + "/" + name
 }
 
+/// A directory of this process's own under /dev/shm (else /tmp), made once and
+/// removed at exit.
+/// Scripts/fuzz.sh names one ($GEOGATE_FUZZ_SCRATCH) and removes it after the run,
+/// since a crash ends the process without its atexit handlers.
 let scratchDirectory: String = {
+    if let given = getenv("GEOGATE_FUZZ_SCRATCH").map({ String(cString: $0) }) {
+        mkdir(given, 0o700)
+        return given
+    }
     let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
     var template = Array("\(base)/geogate-fuzz-XXXXXX".utf8CString)
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
