@@ -42,18 +42,40 @@ struct LookupBench: ParsableCommand {
             return (now() - start, sum)
         }
 
+        // The batch API over the same addresses, in the form a caller of one family
+        // holds them (4 or 16 bytes each; `IPAddress` for a mixed list).
+        var answers = [UInt16](repeating: 0, count: addresses.count)
+        let v4 = addresses.allSatisfy { $0.family == .v4 } ? addresses.map { UInt32(truncatingIfNeeded: $0.value) } : nil
+        let v6 = addresses.allSatisfy { $0.family == .v6 } ? addresses.map(\.value) : nil
+        func batchedRound() -> (Double, UInt64) {
+            let start = now()
+            answers.withUnsafeMutableBufferPointer { out in
+                if let v4 { v4.withUnsafeBufferPointer { view.countryIndexes(ipv4: $0, into: out) } }
+                else if let v6 { v6.withUnsafeBufferPointer { view.countryIndexes(ipv6: $0, into: out) } }
+                else { addresses.withUnsafeBufferPointer { view.countryIndexes(of: $0, into: out) } }
+            }
+            let t = now() - start
+            var sum: UInt64 = 0
+            for a in answers { sum &+= UInt64(a) }
+            return (t, sum)
+        }
+
         var reference: MMDBReference?
         if let mmdb { reference = try MMDBReference(path: mmdb, addresses: addresses) }
         defer { reference?.close() }
 
-        var geogateTimes: [Double] = [], mmdbTimes: [Double] = []
+        var geogateTimes: [Double] = [], batchedTimes: [Double] = [], mmdbTimes: [Double] = []
         var sink: UInt64 = 0
         _ = geogateRound()  // warm up
+        _ = batchedRound()
         if let reference { _ = reference.round() }
         for _ in 0..<rounds {
             let (t, s) = geogateRound()
             geogateTimes.append(t)
             sink &+= s
+            let (tb, sb) = batchedRound()
+            batchedTimes.append(tb)
+            guard sb == s else { throw ValidationError("batched and single lookups answered differently") }
             if let reference {
                 let (t2, s2) = reference.round()
                 mmdbTimes.append(t2)
@@ -61,12 +83,15 @@ struct LookupBench: ParsableCommand {
             }
         }
         let geogateRate = Double(addresses.count) / median(geogateTimes) / 1e6
+        let batchedRate = Double(addresses.count) / median(batchedTimes) / 1e6
         print("queries: \(addresses.count) from \(queries)")
         print("geogate: \(format(geogateRate)) M lookups/s")
+        print("geogate batched: \(format(batchedRate)) M lookups/s (\(format(batchedRate / geogateRate))x single)")
         if let reference {
             let mmdbRate = Double(addresses.count) / median(mmdbTimes) / 1e6
             print("libmaxminddb: \(format(mmdbRate)) M lookups/s")
             print("ratio: \(format(geogateRate / mmdbRate))")
+            print("batched ratio: \(format(batchedRate / mmdbRate))")
             // Both sides must have answered the same thing.
             let (aliased, other) = reference.disagreements(with: view)
             print("answers differing from libmaxminddb: \(other)")

@@ -47,7 +47,7 @@ public enum SafeText {
     }
 
     /// The length of the valid UTF-8 sequence of two or more bytes at `i`, or 1.
-    static func utf8Width(_ a: [UInt8], at i: Int) -> Int {
+    public static func utf8Width<Bytes: RandomAccessCollection<UInt8>>(_ a: Bytes, at i: Int) -> Int where Bytes.Index == Int {
         let b = a[i]
         let width: Int
         switch b {

@@ -110,15 +110,49 @@ public enum NodeSearch {
     /// nodes section.
     @inlinable @inline(__always)
     static func search(_ node: UnsafeRawPointer, key x: UInt16) -> (index: Int, values: Int) {
-        let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+        let j = windowStart(node, key: x)
+        prefetchValue(node, from: j)
+        return count(node, key: x, from: j)
+    }
+
+    /// The first of the keys one search counts: the index entry of x's bucket (key 0
+    /// without an index). The first half of `search`, which batched lookups run for
+    /// a whole group before the second, so the groups' window loads overlap.
+    @inlinable @inline(__always)
+    static func windowStart(_ node: UnsafeRawPointer, key x: UInt16) -> Int {
         let shift = Int(node.load(fromByteOffset: 1, as: UInt8.self))
+        let entryAt = TrieFormat.nodeHeaderSize &+ (Int(x) &>> shift) &* 2
+        return Int(UInt16(littleEndian: node.load(fromByteOffset: entryAt, as: UInt16.self)))
+    }
+
+    /// Starts loading the value a window starting at key j most likely ends on (its
+    /// first: the windows of most searches hold a single run start) while its keys
+    /// are still compared.
+    @inlinable @inline(__always)
+    static func prefetchValue(_ node: UnsafeRawPointer, from j: Int) {
+        let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+        let keysAt = keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self)))
         // Bytes per value: leaves8 has 1, the others 2 (mixed32's 4 are rare enough).
         let valueWidth = node.load(as: UInt8.self) == TrieFormat.NodeKind.leaves8.rawValue ? 1 : 2
-        // The window's first key: the index entry of x's bucket (key 0 without an index).
-        let entryAt = TrieFormat.nodeHeaderSize &+ (Int(x) &>> shift) &* 2
-        let j = Int(UInt16(littleEndian: node.load(fromByteOffset: entryAt, as: UInt16.self)))
-        let keysAt = keysOffset(shift: shift)
         geogate_prefetch(node + (keysAt &+ n &* 2 &+ j &* valueWidth))
+    }
+
+    /// Starts loading a window's 128 bytes of keys (up to three cache lines) and its
+    /// likely value: the batch's first half, for a whole group before any is counted.
+    @inlinable @inline(__always)
+    static func prefetchKeysAndValue(_ node: UnsafeRawPointer, from j: Int) {
+        let window = node + (keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self))) &+ j &* 2)
+        geogate_prefetch(window)
+        geogate_prefetch(window + 64)
+        geogate_prefetch(window + 127)
+        prefetchValue(node, from: j)
+    }
+
+    /// The second half of `search`: counts the window from key j.
+    @inlinable @inline(__always)
+    static func count(_ node: UnsafeRawPointer, key x: UInt16, from j: Int) -> (index: Int, values: Int) {
+        let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+        let keysAt = keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self)))
         let window = node + (keysAt &+ j &* 2)
         let valid = n &- j
         let count = countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))

@@ -125,6 +125,40 @@ final class LibMaxMindDB {
 /// which a GeoLite2-style MMDB aliases to the IPv4 tree (geogate answers them from
 /// the data as given), and ::/96, which is the MMDB's IPv4 tree itself.
 @Suite(.serialized) struct DifferentialAgainstLibMaxMindDB {
+    /// The batch API on the real trie: a million addresses of both families (inside
+    /// ranges, uniform, IPv4-mapped), one batch, each answer equal to a single lookup.
+    @Test func aMillionBatchedLookupsEqualSingleLookups() {
+        let view = EmbeddedDataset.shared.trie.view
+        let v4 = EmbeddedDataset.shared.dataset.v4.ranges, v6 = EmbeddedDataset.shared.dataset.v6.ranges
+        var rng = SystemRandomNumberGenerator()
+        var addresses: [IPAddress] = []
+        addresses.reserveCapacity(1_000_000)
+        for i in 0..<1_000_000 {
+            let r = i % 2 == 0 ? v4[Int(rng.next() % UInt64(v4.count))] : v6[Int(rng.next() % UInt64(v6.count))]
+            let random = UInt128(rng.next()) << 64 | UInt128(rng.next())
+            switch i % 8 {
+            case 0, 2: addresses.append(IPAddress(family: .v4, value: r.start + random % (r.end - r.start + 1)))
+            case 1, 3: addresses.append(IPAddress(family: .v6, value: r.end - r.start == .max ? random : r.start + random % (r.end - r.start + 1)))
+            case 4: addresses.append(IPAddress(v4: UInt32(truncatingIfNeeded: rng.next())))
+            case 5: addresses.append(IPAddress(family: .v6, value: random >> 3 | UInt128(1) << 125))
+            case 6: addresses.append(IPAddress(family: .v6, value: UInt128(0xffff) << 32 | UInt128(UInt32(truncatingIfNeeded: rng.next()))))
+            default: addresses.append(IPAddress(family: .v6, value: random))
+            }
+        }
+        var answers = [UInt16](repeating: 0, count: addresses.count)
+        addresses.withUnsafeBufferPointer { list in answers.withUnsafeMutableBufferPointer { view.countryIndexes(of: list, into: $0) } }
+        var wrong = 0, withCountry = 0
+        for i in addresses.indices {
+            if answers[i] != 0 { withCountry += 1 }
+            if answers[i] != view.countryIndex(of: addresses[i]) {
+                wrong += 1
+                if wrong <= 5 { Issue.record("\(addresses[i]): batch \(answers[i]), single \(view.countryIndex(of: addresses[i]))") }
+            }
+        }
+        #expect(wrong == 0)
+        #expect(withCountry > 400_000, "too few addresses with a country to mean much")
+    }
+
     @Test func millionsOfAddressesAnswerAsLibMaxMindDB() throws {
         let data = EmbeddedDataset.shared
         let dir = TemporaryDirectory()
