@@ -77,7 +77,9 @@ let package = Package(
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .executableTarget(name: "GeoGateBench",
                           dependencies: ["GeoGateTrie", "GeoGateCore", "GeoGatePolicy", "GeoGateFirewall", "CMaxMindDB",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "NIOCore", package: "swift-nio"),
+                                         .product(name: "NIOPosix", package: "swift-nio")],
                           path: "Benchmarks/GeoGateBench"),
 
         // Helpers the test targets share (repository root, the built binary).

@@ -264,27 +264,62 @@ public final class LookupService: Sendable {
             decisionLog.write(&decisions)
             answerDurations.observe(since: began)
         }
-        while start < input.count {
-            guard let found = memchr(input.baseAddress! + start, 0x0A, input.count - start) else { break }
-            let newline = input.baseAddress!.distance(to: UnsafeRawPointer(found))
-            // The limit is on the request itself: without the newline and a CR before it.
-            let length = newline - start - (newline > start && input[newline - 1] == 0x0D ? 1 : 0)
-            if length > Request.maxLineLength { return (start, true) }
-            let parsed = Request.parse(UnsafeRawBufferPointer(rebasing: input[start..<newline]))
-            answered += 1
-            if case .success(.stats) = parsed {
-                // STATS counts everything before it (and itself).
-                requests.add(answered, ordering: .relaxed)
-                errors.add(failed, ordering: .relaxed)
-                answered = 0
-                failed = 0
+        // The lines go in groups: each group's requests are parsed, their addresses
+        // looked up as one batch (`TrieView.countryIndexes`: the group's cache misses
+        // overlap), then answered in order. A request other than LOOKUP or CHECK ends
+        // its group, so a RELOAD or STATS sees every request before it answered.
+        let group = LookupService.batchLines
+        return withUnsafeTemporaryAllocation(of: Result<Request, ProtocolError>.self, capacity: group) { parsed in
+            withUnsafeTemporaryAllocation(of: IPAddress.self, capacity: group) { addresses in
+                withUnsafeTemporaryAllocation(of: UInt16.self, capacity: group) { countries in
+                    while start < input.count {
+                        var n = 0
+                        var tooLong = false
+                        while n < group && start < input.count {
+                            guard let found = memchr(input.baseAddress! + start, 0x0A, input.count - start) else { break }
+                            let newline = input.baseAddress!.distance(to: UnsafeRawPointer(found))
+                            // The limit is on the request itself: without the newline and a CR before it.
+                            let length = newline - start - (newline > start && input[newline - 1] == 0x0D ? 1 : 0)
+                            if length > Request.maxLineLength { tooLong = true; break }
+                            let request = Request.parse(UnsafeRawBufferPointer(rebasing: input[start..<newline]))
+                            start = newline + 1
+                            var endsGroup = false
+                            switch request {
+                            case .success(.lookup(let a)), .success(.check(_, let a)): addresses[n] = a
+                            case .success: addresses[n] = IPAddress(family: .v4, value: 0); endsGroup = true
+                            case .failure: addresses[n] = IPAddress(family: .v4, value: 0)
+                            }
+                            parsed.initializeElement(at: n, to: request)
+                            n += 1
+                            if endsGroup { break }
+                        }
+                        if n == 0 { break }
+                        snap.trie.view.countryIndexes(of: UnsafeBufferPointer(rebasing: addresses[0..<n]), into: countries)
+                        for k in 0..<n {
+                            let request = parsed.moveElement(from: k)
+                            answered += 1
+                            if case .success(.stats) = request {
+                                // STATS counts everything before it (and itself).
+                                requests.add(answered, ordering: .relaxed)
+                                errors.add(failed, ordering: .relaxed)
+                                answered = 0
+                                failed = 0
+                            }
+                            if !answer(request, countryIndex: countries[k], snapshot: &snap, peerUID: peerUID, into: &output,
+                                       decisions: &decisions) { failed += 1 }
+                        }
+                        if tooLong { return (start, true) }
+                    }
+                    // A partial line may still end in CR LF: over the limit plus that CR, it is too long.
+                    return (start, input.count - start > Request.maxLineLength + 1)
+                }
             }
-            if !answer(parsed, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions) { failed += 1 }
-            start = newline + 1
         }
-        // A partial line may still end in CR LF: over the limit plus that CR, it is too long.
-        return (start, input.count - start > Request.maxLineLength + 1)
     }
+
+    /// Requests looked up together in `answerLines` (its stack holds a group's
+    /// parsed requests, addresses and answers: no memory per connection).
+    static let batchLines = 64
 
     /// The answer to a last line without its newline (a half-closed connection).
     public func answerLastLine(_ line: UnsafeRawBufferPointer, peerUID: UInt32?, into output: inout ByteBuffer) {
@@ -308,20 +343,26 @@ public final class LookupService: Sendable {
     }
 
     /// Writes one answer line; false for an `ERR` answer.
-    private func answer(_ parsed: Result<Request, ProtocolError>, snapshot snap: inout Snapshot, peerUID: UInt32?,
-                        into output: inout ByteBuffer, decisions: inout DecisionLog.Lines) -> Bool {
+    /// `countryIndex`: the country of the request's address in the snapshot's trie,
+    /// when a batch looked it up already.
+    private func answer(_ parsed: Result<Request, ProtocolError>, countryIndex: UInt16? = nil, snapshot snap: inout Snapshot,
+                        peerUID: UInt32?, into output: inout ByteBuffer, decisions: inout DecisionLog.Lines) -> Bool {
         switch parsed {
         case .failure(let error):
             output.writeString(error.description)
             output.writeInteger(UInt8(0x0A))
             return false
         case .success(let request):
-            return answer(request, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions)
+            return answer(request, countryIndex: countryIndex, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions)
         }
     }
 
-    private func answer(_ request: Request, snapshot snap: inout Snapshot, peerUID: UInt32?, into output: inout ByteBuffer,
-                        decisions: inout DecisionLog.Lines) -> Bool {
+    private func answer(_ request: Request, countryIndex: UInt16? = nil, snapshot snap: inout Snapshot, peerUID: UInt32?,
+                        into output: inout ByteBuffer, decisions: inout DecisionLog.Lines) -> Bool {
+        func country(of address: IPAddress) -> CountryCode? {
+            let view = snap.trie.view
+            return view.countryCode(index: countryIndex ?? view.countryIndex(of: address))
+        }
         defer { output.writeInteger(UInt8(0x0A)) }
         switch request {
         case .ping:
@@ -330,13 +371,13 @@ public final class LookupService: Sendable {
             output.writeStaticString("OK ")
             output.writeAddress(address)
             output.writeInteger(UInt8(0x20))
-            output.writeCountry(snap.trie.country(of: address))
+            output.writeCountry(country(of: address))
         case .check(let name, let address):
             guard let profile = snap.profile(named: name) else {
                 output.writeString(ProtocolError(.unknownProfile, "\"\(name.prefix(32))\" (profiles: \(snap.profiles.map(\.name).joined(separator: " ")))").description)
                 return false
             }
-            let decision = profile.policy.decide(address, country: snap.trie.country(of: address))
+            let decision = profile.policy.decide(address, country: country(of: address))
             profile.counters.count(decision)
             if decision.verdict == .allow {
                 profile.counters.allow.add(1, ordering: .relaxed)
