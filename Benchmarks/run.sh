@@ -4,14 +4,14 @@
 # Benchmarks/thresholds.env.
 #
 #   bash Benchmarks/run.sh                    # everything, about three minutes
-#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, sets, daemon
+#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, lookup, sets, daemon
 #
 # Not part of the test suite: shared, noisy machines make timings poor assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Benchmarks/thresholds.env
 
-sections="${*:-compiler sets daemon}"
+sections="${*:-compiler lookup sets daemon}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 bash Scripts/install-deps.sh bench
@@ -68,8 +68,37 @@ for q in q4 q6; do
     echo "$out"
     ratio=$(echo "$out" | sed -nE 's/^ratio: ([0-9.]+)/\1/p')
     check "$q lookup ratio vs libmaxminddb" "$ratio" ">=" "$LOOKUP_RATIO_MIN"
+    batched=$(echo "$out" | sed -nE 's/^batched ratio: ([0-9.]+)/\1/p')
+    check "$q batched lookup ratio vs libmaxminddb" "$batched" ">=" "$( [ $q = q4 ] && echo "$BATCH_V4_RATIO_MIN" || echo "$BATCH_V6_RATIO_MIN" )"
 done
 
+fi
+
+if wants lookup; then
+echo "== geogate lookup end to end (stdin -> stdout), against a C loop over libmaxminddb"
+# Benchmarks/reference/mmdb-lookup.c: getline, MMDB_lookup_string, country.iso_code,
+# printf "IP CC": what an admin would write in C. Same files, same data (the MMDB
+# made by MaxMind's writer above), output to /dev/null, rounds alternating.
+cc -O2 -o "$work/mmdb-lookup" Benchmarks/reference/mmdb-lookup.c -lmaxminddb
+$bin/geogate-bench queries --db "$work/countries.trie" --family 4 --mode uniform --count 1000000 -o "$work/s4"
+$bin/geogate-bench queries --db "$work/countries.trie" --family 6 --mode allocated --count 1000000 -o "$work/s6"
+ms() { local t0 t1; t0=$(date +%s%N); "$@"; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+for s in s4 s6; do
+    # The two must print the same lines (but for MMDB's aliased tunnel networks).
+    "$work/mmdb-lookup" "$work/ref.mmdb" < "$work/$s" > "$work/$s.c"
+    $bin/geogate lookup --db "$work/countries.trie" < "$work/$s" > "$work/$s.g"
+    differing=$(diff "$work/$s.c" "$work/$s.g" | grep '^>' | grep -vcE '^> 200[12]:' || true)
+    : > "$work/c.txt"; : > "$work/g.txt"
+    for _ in $(seq "$STREAM_ROUNDS"); do
+        ms sh -c "'$work/mmdb-lookup' '$work/ref.mmdb' < '$work/$s' > /dev/null" >> "$work/c.txt"
+        ms sh -c "'$bin/geogate' lookup --db '$work/countries.trie' < '$work/$s' > /dev/null" >> "$work/g.txt"
+    done
+    c=$(sort -n "$work/c.txt" | sed -n "$(( (STREAM_ROUNDS + 1) / 2 ))p"); g=$(sort -n "$work/g.txt" | sed -n "$(( (STREAM_ROUNDS + 1) / 2 ))p")
+    empty=$(ms sh -c "'$bin/geogate' lookup --db '$work/countries.trie' < /dev/null")
+    echo "$( [ $s = s4 ] && echo 'IPv4 (uniform)' || echo 'IPv6 (allocated)' ), 1,000,000 lines: C libmaxminddb $c ms, geogate $g ms (medians of $STREAM_ROUNDS; geogate on empty input: $empty ms); lines differing: $differing"
+    check "$s lookup end to end, C time / geogate time" "$(awk "BEGIN { printf \"%.2f\", $c / $g }")" ">=" "$STREAM_RATIO_MIN"
+    check "$s lines answered differently" "$differing" "==" 0
+done
 fi
 
 if wants sets; then
@@ -123,7 +152,7 @@ check "ipset restore / geogate apply (unchanged)" "$(awk "BEGIN { printf \"%.2f\
 fi
 
 if wants daemon; then
-echo "== daemon vs Redis over a Unix socket (same load generator, same run)"
+echo "== daemon vs Redis and vs a bare SwiftNIO line server (same load generator, same run)"
 # Both servers on sockets in $work; nothing else on this machine is touched.
 sed -e "s#^database: .*#database: $work/live.trie#" -e "s#socket: /run/geogate/geogate.sock#socket: $work/geogate.sock#" \
     Data/geogate.conf > "$work/geogate.conf"
@@ -132,8 +161,11 @@ $bin/geogate serve --config "$work/geogate.conf" 2> "$work/serve.log" &
 daemon=$!
 redis-server --port 0 --unixsocket "$work/redis.sock" --save "" --appendonly no --daemonize yes \
     --pidfile "$work/redis.pid" --logfile "$work/redis.log"
-trap 'kill $daemon 2>/dev/null; [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do [ -S "$work/geogate.sock" ] && [ -S "$work/redis.sock" ] && [ -f "$work/redis.pid" ] && break; sleep 0.1; done
+# The framework's floor: SwiftNIO with the daemon's bootstrap answering a fixed line.
+$bin/geogate-bench floor --socket "$work/floor.sock" &
+floor=$!
+trap 'kill $daemon $floor 2>/dev/null; [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -S "$work/geogate.sock" ] && [ -S "$work/redis.sock" ] && [ -S "$work/floor.sock" ] && [ -f "$work/redis.pid" ] && break; sleep 0.1; done
 redis=$(cat "$work/redis.pid")
 # CHECK web <ip> over addresses inside allocated IPv4 and IPv6 ranges (3:1).
 $bin/geogate-bench queries --db "$work/countries.trie" --family 4 --mode allocated --count 3072 -o "$work/l4"
@@ -143,12 +175,14 @@ field() { sed -nE "s/.*$1: ([0-9.]+).*/\\1/p"; }
 for point in "1 1" "50 1" "50 16"; do
     set -- $point
     echo "-- $1 connections x $2 pipelined (median of $DAEMON_ROUNDS alternating rounds)"
-    : > "$work/g.txt"; : > "$work/r.txt"
+    : > "$work/g.txt"; : > "$work/r.txt"; : > "$work/f.txt"
     for _ in $(seq "$DAEMON_ROUNDS"); do
         $bin/geogate-bench load --socket "$work/geogate.sock" --target geogate -c "$1" -p "$2" --duration 2 --warmup 0.5 \
             --queries "$work/load-queries" --server-pid $daemon >> "$work/g.txt"
         $bin/geogate-bench load --socket "$work/redis.sock" --target redis -c "$1" -p "$2" --duration 2 --warmup 0.5 \
             --server-pid "$redis" >> "$work/r.txt"
+        $bin/geogate-bench load --socket "$work/floor.sock" --target geogate -c "$1" -p "$2" --duration 2 --warmup 0.5 \
+            --queries "$work/load-queries" --server-pid $floor >> "$work/f.txt"
     done
     failed=$(cat "$work/g.txt" "$work/r.txt" | field failed | awk '{s+=$1} END {print s+0}')
     g=$(field throughput < "$work/g.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
@@ -159,6 +193,13 @@ for point in "1 1" "50 1" "50 16"; do
     rcpu=$(field "server CPU" < "$work/r.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
     echo "geogate: $g requests/s, p99 $gp99 ms, $gcpu us CPU per request"
     echo "redis:   $r requests/s, p99 $rp99 ms, $rcpu us CPU per request"
+    f=$(field throughput < "$work/f.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    fcpu=$(field "server CPU" < "$work/f.txt" | sort -n | sed -n "$(( (DAEMON_ROUNDS + 1) / 2 ))p")
+    echo "floor:   $f requests/s, $fcpu us CPU per request (bare SwiftNIO, fixed answer)"
+    case "$point" in
+        "50 16") check "throughput ratio vs the NIO floor at 50x16" "$(awk "BEGIN { printf \"%.2f\", $g / $f }")" ">=" "$DAEMON_FLOOR_RATIO_PIPELINED_MIN" ;;
+        "50 1") check "throughput ratio vs the NIO floor at 50x1" "$(awk "BEGIN { printf \"%.2f\", $g / $f }")" ">=" "$DAEMON_FLOOR_RATIO_MIN" ;;
+    esac
     check "failed requests at $1x$2" "$failed" "==" 0
     check "throughput ratio vs Redis at $1x$2" "$(awk "BEGIN { printf \"%.2f\", $g / $r }")" ">=" "$DAEMON_RATIO_MIN"
     [ "$point" = "50 1" ] && check "p99 ms at 50x1" "$gp99" "<=" "$DAEMON_P99_MS_MAX"

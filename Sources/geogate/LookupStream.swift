@@ -221,6 +221,29 @@ struct LookupStream: ~Copyable {
         return IPAddress.parse(text)
     }
 
+    /// The four bytes of `word` (the first in the low byte) as hex digits: their
+    /// value as a 16-bit group (the first digit highest), and how many of them, from
+    /// the first, are hex digits (0-4). Byte-parallel (SWAR): each byte's class is
+    /// a range test on its low seven bits, with no carry between bytes.
+    @inline(__always)
+    static func hexRun(_ word: UInt32) -> (value: UInt32, digits: Int) {
+        let ascii = ~word & 0x8080_8080                  // bytes < 0x80
+        let low7 = word & 0x7F7F_7F7F
+        // Bit 7 of byte b + (0x80 - lo) is set when b >= lo; of b + (0x7F - hi), when b > hi.
+        let digit = (low7 &+ 0x5050_5050) & ~(low7 &+ 0x4646_4646) & ascii           // '0'...'9'
+        let folded = low7 | 0x2020_2020                                                  // 'A'-'F' as 'a'-'f'
+        let letter = (folded &+ 0x1F1F_1F1F) & ~(folded &+ 0x1919_1919) & ascii       // 'a'...'f'
+        let notHex = ~(digit | letter) & 0x8080_8080
+        let digits = Int((UInt64(notHex) | 0x80_0000_0000).trailingZeroBitCount >> 3)
+        // Each byte's value (0-15): its low nibble, plus 9 for a letter.
+        let nibbles = (word & 0x0F0F_0F0F) &+ (letter >> 7) &* 9
+        // The first byte's nibble highest: byte-swap, then pack pairs of nibbles.
+        let swapped = nibbles.byteSwapped
+        let pairs = (swapped | swapped >> 4) & 0x00FF_00FF
+        let value = (pairs | pairs >> 8) & 0xFFFF
+        return (value, digits)
+    }
+
     /// Bytes past the end of any text that `parseIPv6Groups` may read (never use).
     static let slack = 8
 
@@ -233,55 +256,43 @@ struct LookupStream: ~Copyable {
     static func parseIPv6Groups(_ text: UnsafeBufferPointer<UInt8>) -> UInt128? {
         let n = text.count
         guard n >= 2 && n <= 39, let p = text.baseAddress else { return nil }
-        var head: UInt128 = 0, tail: UInt128 = 0
-        var headGroups = 0, tailGroups = 0
-        var compressed = false
+        // Every group goes into `groups` in order; where a "::" stood is noted, and
+        // the groups after it are moved to the end at the finish.
+        var groups: UInt128 = 0
+        var count = 0
+        var beforeGap = -1  // groups before the "::", if there is one
         var i = 0
         if p[0] == 0x3A {
             guard p[1] == 0x3A else { return nil }
-            compressed = true
+            beforeGap = 0
             i = 2
             if n == 2 { return 0 }
         }
         while true {
-            // Up to four hex digits: each byte decoded, the run's length from the first
-            // byte that is not one.
-            let word = UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self)
-            var nibbles: UInt32 = 0, notHex: UInt32 = 0
-            for k in 0..<4 {
-                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt32(k)))
-                let digit = byte &- 0x30, letter = (byte | 0x20) &- 0x61
-                let isDigit = digit < 10, isLetter = letter < 6
-                nibbles = nibbles << 4 | UInt32(isDigit ? digit : letter &+ 10) & 0xF
-                notHex |= UInt32(isDigit || isLetter ? 0 : 1) << UInt32(k)
-            }
-            let length = min((notHex | 0x10).trailingZeroBitCount, n - i)
+            // Up to four hex digits, decoded as one word (`hexRun`), the run's length
+            // from the first byte that is not one.
+            let (nibbles, length4) = LookupStream.hexRun(UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self))
+            let length = min(length4, n - i)
             guard length > 0 else { return nil }
-            let group = nibbles >> (4 * UInt32(4 - length))
-            if compressed {
-                tail = tail << 16 | UInt128(group)
-                tailGroups += 1
-            } else {
-                head = head << 16 | UInt128(group)
-                headGroups += 1
-            }
+            groups = groups << 16 | UInt128(nibbles >> (4 * UInt32(4 - length)))
+            count += 1
             i += length
             if i == n { break }
-            guard p[i] == 0x3A, headGroups + tailGroups < 8 else { return nil }  // a 5th digit, '.', '%'...
+            guard p[i] == 0x3A, count < 8 else { return nil }  // a 5th digit, '.', '%'...
             i += 1
             guard i < n else { return nil }  // a trailing single ':'
             if p[i] == 0x3A {
-                guard !compressed else { return nil }
-                compressed = true
+                guard beforeGap < 0 else { return nil }
+                beforeGap = count
                 i += 1
                 if i == n { break }
             }
         }
-        if compressed {
-            guard headGroups + tailGroups <= 7 else { return nil }
-            return headGroups == 0 ? tail : head << UInt128((8 - headGroups) * 16) | tail
-        }
-        return headGroups == 8 ? head : nil
+        guard beforeGap >= 0 else { return count == 8 ? groups : nil }
+        guard count <= 7 else { return nil }
+        let after = UInt128((count - beforeGap) * 16)
+        let tail = after == 0 ? 0 : groups & (UInt128(1) << after &- 1)
+        return beforeGap == 0 ? tail : (groups >> after) << UInt128((8 - beforeGap) * 16) | tail
     }
 
     @inline(__always)
