@@ -36,11 +36,12 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         self = parsed
     }
 
-    /// Parses an address from raw ASCII bytes: IPv4 if it has no ':'.
+    /// Parses an address from raw ASCII bytes: IPv4 if it has no ':'; IPv6 in its
+    /// usual forms through the fast path, anything else through the full parser.
     @inlinable
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> IPAddress? {
         if bytes.contains(UInt8(ascii: ":")) {
-            guard let v = parseIPv6(bytes) else { return nil }
+            guard let v = parseIPv6Groups(bytes) ?? parseIPv6(bytes) else { return nil }
             return IPAddress(family: .v6, value: v)
         }
         guard let v = parseIPv4(bytes) else { return nil }
@@ -183,6 +184,88 @@ public func parseIPv6(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt128? {
         return shiftedHead | tail
     }
     return headGroups == 8 ? head : nil
+}
+
+/// IPv6 in its usual forms (hex groups of 1-4 digits, at most one "::", no IPv4
+/// tail) without a branch per character: each group is one 4-byte load decoded
+/// byte-parallel (`hexRun`). Per-character branches, mispredicted on every
+/// group's varying length, made `parseIPv6` most of the time of `geogate lookup`
+/// on IPv6 input and of the daemon's parse. nil for anything else (an IPv4 tail,
+/// a zone, an error): `parseIPv6` then has the last word, so the two always agree
+/// (the tests and the `address` fuzz target check it). The text is copied into a
+/// padded buffer first, so the loads never read past the caller's bytes.
+@inlinable
+public func parseIPv6Groups(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt128? {
+    let n = bytes.count
+    guard n >= 2 && n <= 39, let source = bytes.baseAddress else { return nil }
+    return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 6) { padded -> UInt128? in
+        let p = UnsafeMutableRawPointer(padded.baseAddress!).assumingMemoryBound(to: UInt8.self)
+        p.initialize(repeating: 0, count: 48)
+        p.update(from: source, count: n)
+        return parseIPv6Groups(padded: p, count: n)
+    }
+}
+
+/// The body of `parseIPv6Groups`, on text followed by at least 3 readable bytes.
+@inlinable @inline(__always)
+func parseIPv6Groups(padded p: UnsafePointer<UInt8>, count n: Int) -> UInt128? {
+    // Every group goes into `groups` in order; where a "::" stood is noted, and
+    // the groups after it are moved to the end at the finish.
+    var groups: UInt128 = 0
+    var count = 0
+    var beforeGap = -1  // groups before the "::", if there is one
+    var i = 0
+    if p[0] == 0x3A {
+        guard p[1] == 0x3A else { return nil }
+        beforeGap = 0
+        i = 2
+        if n == 2 { return 0 }
+    }
+    while true {
+        let (value, digits) = hexRun(UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self))
+        let length = min(digits, n - i)
+        guard length > 0 else { return nil }
+        groups = groups << 16 | UInt128(value >> (4 * UInt32(4 - length)))
+        count += 1
+        i += length
+        if i == n { break }
+        guard p[i] == 0x3A, count < 8 else { return nil }  // a 5th digit, '.', '%'...
+        i += 1
+        guard i < n else { return nil }  // a trailing single ':'
+        if p[i] == 0x3A {
+            guard beforeGap < 0 else { return nil }
+            beforeGap = count
+            i += 1
+            if i == n { break }
+        }
+    }
+    guard beforeGap >= 0 else { return count == 8 ? groups : nil }
+    guard count <= 7 else { return nil }
+    let after = UInt128((count - beforeGap) * 16)
+    let tail = after == 0 ? 0 : groups & (UInt128(1) << after &- 1)
+    return beforeGap == 0 ? tail : (groups >> after) << UInt128((8 - beforeGap) * 16) | tail
+}
+
+/// The four bytes of `word` (the first in the low byte) as hex digits: their
+/// value as a 16-bit group (the first digit highest), and how many of them, from
+/// the first, are hex digits (0-4). Byte-parallel (SWAR): each byte's class is a
+/// range test on its low seven bits, with no carry between bytes.
+@inlinable @inline(__always)
+func hexRun(_ word: UInt32) -> (value: UInt32, digits: Int) {
+    let ascii = ~word & 0x8080_8080                  // bytes < 0x80
+    let low7 = word & 0x7F7F_7F7F
+    // Bit 7 of byte b + (0x80 - lo) is set when b >= lo; of b + (0x7F - hi), when b > hi.
+    let digit = (low7 &+ 0x5050_5050) & ~(low7 &+ 0x4646_4646) & ascii           // '0'...'9'
+    let folded = low7 | 0x2020_2020                                                  // 'A'-'F' as 'a'-'f'
+    let letter = (folded &+ 0x1F1F_1F1F) & ~(folded &+ 0x1919_1919) & ascii       // 'a'...'f'
+    let notHex = ~(digit | letter) & 0x8080_8080
+    let digits = Int((UInt64(notHex) | 0x80_0000_0000).trailingZeroBitCount >> 3)
+    // Each byte's value (0-15): its low nibble, plus 9 for a letter.
+    let nibbles = (word & 0x0F0F_0F0F) &+ (letter >> 7) &* 9
+    // The first byte's nibble highest: byte-swap, then pack pairs of nibbles.
+    let swapped = nibbles.byteSwapped
+    let pairs = (swapped | swapped >> 4) & 0x00FF_00FF
+    return ((pairs | pairs >> 8) & 0xFFFF, digits)
 }
 
 // MARK: - Formatting

@@ -137,17 +137,6 @@ public enum NodeSearch {
         geogate_prefetch(node + (keysAt &+ n &* 2 &+ j &* valueWidth))
     }
 
-    /// Starts loading a window's 128 bytes of keys (up to three cache lines) and its
-    /// likely value: the batch's first half, for a whole group before any is counted.
-    @inlinable @inline(__always)
-    static func prefetchKeysAndValue(_ node: UnsafeRawPointer, from j: Int) {
-        let window = node + (keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self))) &+ j &* 2)
-        geogate_prefetch(window)
-        geogate_prefetch(window + 64)
-        geogate_prefetch(window + 127)
-        prefetchValue(node, from: j)
-    }
-
     /// The second half of `search`: counts the window from key j.
     @inlinable @inline(__always)
     static func count(_ node: UnsafeRawPointer, key x: UInt16, from j: Int) -> (index: Int, values: Int) {

@@ -70,13 +70,13 @@ extension TrieView {
                 geogate_prefetch(node)
                 geogate_prefetch(node + 64)
                 geogate_prefetch(node + 128)
-                state[active] = BatchedLookup(rest: UInt128(address), at: node, window: 0, answer: k)
+                state[active] = BatchedLookup(rest: UInt128(address), at: node, answer: k)
                 active &+= 1
             }
             for i in 0..<active {
                 let node = state[i].at
                 let (index, values) = NodeSearch.search(node, key: UInt16(truncatingIfNeeded: state[i].rest))
-                answers[state[i].answer] = TrieView.leafValue(node, index, values: values)
+                answers[Int(state[i].answer)] = TrieView.leafValue(node, index, values: values)
             }
         }
     }
@@ -117,7 +117,7 @@ extension TrieView {
         for k in 0..<n {
             let (slotAt, rest) = start(k)
             geogate_prefetch(slotAt)
-            state[k] = BatchedLookup(rest: rest, at: UnsafeRawPointer(slotAt), window: 0, answer: k)
+            state[k] = BatchedLookup(rest: rest, at: UnsafeRawPointer(slotAt), answer: k)
         }
         // Pass 2: the slots. A leaf is the answer; a node joins the active list (kept
         // in place at the front of `state`) with its header's load started. No branch
@@ -129,7 +129,7 @@ extension TrieView {
             answers[k] = UInt16(truncatingIfNeeded: slot)
             let node = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
             geogate_prefetch(node)  // (a prefetch never faults, even for a leaf's nonsense)
-            state[active] = BatchedLookup(rest: state[k].rest, at: node, window: 0, answer: k)
+            state[active] = BatchedLookup(rest: state[k].rest, at: node, answer: k)
             active &+= Int(truncatingIfNeeded: slot >> 31)
         }
         // One level a round, two passes: find each node's window (its header is in by
@@ -137,20 +137,37 @@ extension TrieView {
         // take its value.
         while active > 0 {
             for i in 0..<active {
+                // The header read once: the window's place and the values' are kept
+                // for the second pass.
                 let node = state[i].at
+                let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
+                let keysAt = NodeSearch.keysOffset(node: node)
                 let j = NodeSearch.windowStart(node, key: UInt16(truncatingIfNeeded: state[i].rest >> 112))
-                NodeSearch.prefetchKeysAndValue(node, from: j)
-                state[i].window = j
+                let windowAt = keysAt &+ j &* 2
+                let values = keysAt &+ n &* 2
+                geogate_prefetch(node + windowAt)
+                geogate_prefetch(node + (windowAt &+ 64))
+                geogate_prefetch(node + (windowAt &+ 127))
+                let valueWidth = node.load(as: UInt8.self) == TrieFormat.NodeKind.leaves8.rawValue ? 1 : 2
+                geogate_prefetch(node + (values &+ j &* valueWidth))
+                state[i].first = Int32(truncatingIfNeeded: j)
+                state[i].valid = Int32(truncatingIfNeeded: n &- j)
+                state[i].windowAt = Int32(truncatingIfNeeded: windowAt)
+                state[i].values = Int32(truncatingIfNeeded: values)
             }
             var next = 0
             for i in 0..<active {
                 let lookup = state[i]
-                let (index, values) = NodeSearch.count(lookup.at, key: UInt16(truncatingIfNeeded: lookup.rest >> 112), from: lookup.window)
-                let slot = TrieView.valueSlotWithoutBranches(lookup.at, index, values: values)
-                answers[lookup.answer] = UInt16(truncatingIfNeeded: slot)
+                let key = UInt16(truncatingIfNeeded: lookup.rest >> 112)
+                let window = lookup.at + Int(lookup.windowAt)
+                let valid = Int(lookup.valid)
+                let count = NodeSearch.countAtMost(window, key, valid: valid)
+                    &+ NodeSearch.countAtMost(window + NodeSearch.blockBytes, key, valid: max(valid &- NodeSearch.blockKeys, 0))
+                let slot = TrieView.valueSlotWithoutBranches(lookup.at, Int(lookup.first) &+ count &- 1, values: Int(lookup.values))
+                answers[Int(lookup.answer)] = UInt16(truncatingIfNeeded: slot)
                 let child = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4
                 geogate_prefetch(child)
-                state[next] = BatchedLookup(rest: lookup.rest << 16, at: child, window: 0, answer: lookup.answer)
+                state[next] = BatchedLookup(rest: lookup.rest << 16, at: child, answer: Int(lookup.answer))
                 next &+= Int(truncatingIfNeeded: slot >> 31)
             }
             active = next
@@ -159,20 +176,23 @@ extension TrieView {
 }
 
 /// One lookup of a batch between passes: the key bits still to consume (the next
-/// level's at the top), what it reads next (its root slot, then its node), the
-/// node's window start, and where its answer goes.
+/// level's at the top), what it reads next (its root slot, then its node), where
+/// its answer goes, and, between a level's two passes, its node's window (first
+/// key, keys of the node from there, byte offset) and values' offset.
 @usableFromInline
 struct BatchedLookup {
     @usableFromInline var rest: UInt128
     @usableFromInline var at: UnsafeRawPointer
-    @usableFromInline var window: Int
-    @usableFromInline var answer: Int
+    @usableFromInline var answer: Int32
+    @usableFromInline var first: Int32 = 0
+    @usableFromInline var valid: Int32 = 0
+    @usableFromInline var windowAt: Int32 = 0
+    @usableFromInline var values: Int32 = 0
 
     @inlinable @inline(__always)
-    init(rest: UInt128, at: UnsafeRawPointer, window: Int, answer: Int) {
+    init(rest: UInt128, at: UnsafeRawPointer, answer: Int) {
         self.rest = rest
         self.at = at
-        self.window = window
-        self.answer = answer
+        self.answer = Int32(truncatingIfNeeded: answer)
     }
 }

@@ -58,8 +58,7 @@ struct LookupStream: ~Copyable {
         self.view = view
         self.layout = layout
         self.sourceName = sourceName
-        input = .allocate(byteCount: inputCapacity + LookupStream.slack, alignment: 64)
-        input.initializeMemory(as: UInt8.self, repeating: 0, count: inputCapacity + LookupStream.slack)
+        input = .allocate(byteCount: inputCapacity, alignment: 64)
         lines = .allocate(capacity: LookupStream.batchLines)
         addresses = .allocate(capacity: LookupStream.batchLines)
         answers = .allocate(capacity: LookupStream.batchLines)
@@ -210,89 +209,13 @@ struct LookupStream: ~Copyable {
         if batched == LookupStream.batchLines { try finishBatch() }
     }
 
-    /// The common forms first: a dotted quad is parsed in one pass without the
-    /// general parser's look for a colon, IPv6 hex groups four bytes at a time;
-    /// anything else (an IPv4 tail, a zone, an error) goes to `IPAddress.parse`,
-    /// which decides. Needs `slack` readable bytes after the text.
+    /// A dotted quad first, parsed in one pass without the general parser's look
+    /// for a colon; then `IPAddress.parse` (whose IPv6 fast path takes the usual
+    /// forms a word at a time).
     @inline(__always)
     static func parseAddress(_ text: UnsafeBufferPointer<UInt8>) -> IPAddress? {
         if text.count >= 7 && text.count <= 15, let v4 = parseIPv4(text) { return IPAddress(family: .v4, value: UInt128(v4)) }
-        if let v6 = parseIPv6Groups(text) { return IPAddress(family: .v6, value: v6) }
         return IPAddress.parse(text)
-    }
-
-    /// The four bytes of `word` (the first in the low byte) as hex digits: their
-    /// value as a 16-bit group (the first digit highest), and how many of them, from
-    /// the first, are hex digits (0-4). Byte-parallel (SWAR): each byte's class is
-    /// a range test on its low seven bits, with no carry between bytes.
-    @inline(__always)
-    static func hexRun(_ word: UInt32) -> (value: UInt32, digits: Int) {
-        let ascii = ~word & 0x8080_8080                  // bytes < 0x80
-        let low7 = word & 0x7F7F_7F7F
-        // Bit 7 of byte b + (0x80 - lo) is set when b >= lo; of b + (0x7F - hi), when b > hi.
-        let digit = (low7 &+ 0x5050_5050) & ~(low7 &+ 0x4646_4646) & ascii           // '0'...'9'
-        let folded = low7 | 0x2020_2020                                                  // 'A'-'F' as 'a'-'f'
-        let letter = (folded &+ 0x1F1F_1F1F) & ~(folded &+ 0x1919_1919) & ascii       // 'a'...'f'
-        let notHex = ~(digit | letter) & 0x8080_8080
-        let digits = Int((UInt64(notHex) | 0x80_0000_0000).trailingZeroBitCount >> 3)
-        // Each byte's value (0-15): its low nibble, plus 9 for a letter.
-        let nibbles = (word & 0x0F0F_0F0F) &+ (letter >> 7) &* 9
-        // The first byte's nibble highest: byte-swap, then pack pairs of nibbles.
-        let swapped = nibbles.byteSwapped
-        let pairs = (swapped | swapped >> 4) & 0x00FF_00FF
-        let value = (pairs | pairs >> 8) & 0xFFFF
-        return (value, digits)
-    }
-
-    /// Bytes past the end of any text that `parseIPv6Groups` may read (never use).
-    static let slack = 8
-
-    /// IPv6 in its usual forms: hex groups of 1-4 digits, at most one "::", no IPv4
-    /// tail. Each group is read as one 4-byte load and decoded without a branch per
-    /// character (per-character branches, mispredicted on every group's varying
-    /// length, made the general parser most of `lookup`'s time on IPv6 input). nil
-    /// when the text is anything else; the general parser then has the last word.
-    @inline(__always)
-    static func parseIPv6Groups(_ text: UnsafeBufferPointer<UInt8>) -> UInt128? {
-        let n = text.count
-        guard n >= 2 && n <= 39, let p = text.baseAddress else { return nil }
-        // Every group goes into `groups` in order; where a "::" stood is noted, and
-        // the groups after it are moved to the end at the finish.
-        var groups: UInt128 = 0
-        var count = 0
-        var beforeGap = -1  // groups before the "::", if there is one
-        var i = 0
-        if p[0] == 0x3A {
-            guard p[1] == 0x3A else { return nil }
-            beforeGap = 0
-            i = 2
-            if n == 2 { return 0 }
-        }
-        while true {
-            // Up to four hex digits, decoded as one word (`hexRun`), the run's length
-            // from the first byte that is not one.
-            let (nibbles, length4) = LookupStream.hexRun(UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self))
-            let length = min(length4, n - i)
-            guard length > 0 else { return nil }
-            groups = groups << 16 | UInt128(nibbles >> (4 * UInt32(4 - length)))
-            count += 1
-            i += length
-            if i == n { break }
-            guard p[i] == 0x3A, count < 8 else { return nil }  // a 5th digit, '.', '%'...
-            i += 1
-            guard i < n else { return nil }  // a trailing single ':'
-            if p[i] == 0x3A {
-                guard beforeGap < 0 else { return nil }
-                beforeGap = count
-                i += 1
-                if i == n { break }
-            }
-        }
-        guard beforeGap >= 0 else { return count == 8 ? groups : nil }
-        guard count <= 7 else { return nil }
-        let after = UInt128((count - beforeGap) * 16)
-        let tail = after == 0 ? 0 : groups & (UInt128(1) << after &- 1)
-        return beforeGap == 0 ? tail : (groups >> after) << UInt128((8 - beforeGap) * 16) | tail
     }
 
     @inline(__always)

@@ -11,7 +11,7 @@ geogate=${GEOGATE_BIN:-.build/release/geogate}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-for t in trie tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
+for t in trie address tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
 seed() { printf '%b' "$3" > "$out/$1/$2"; }
 
 # --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
@@ -78,6 +78,10 @@ seed config unknown-key 'profiles:\n  p:\n    scope: web-only\n    allow-country
 seed config same-network 'profiles:\n  p:\n    scope: web-only\n    allow-countries: [IT]\n    allow-networks: [1.0.0.0/8]\n    block-networks: [1.0.0.0/8]\n'
 seed config anchors 'a: &x [IT, CH]\nprofiles:\n  p:\n    scope: web-only\n    allow-countries: *x\n'
 seed config tab-indent 'profiles:\n\tp: 1\n'
+
+# --- Address text: one text a line, the forms people write and the near misses.
+seed address forms '81.2.69.160\n::\n::1\n1::\n2001:620::1\n2001:0620:0000:0000:0000:0000:0000:0001\n2A02:26F0::A\n1:2:3:4:5:6:7::\n::2:3:4:5:6:7:8\n::ffff:81.2.69.1\n64:ff9b::1.2.3.4\nfe80::1%eth0'
+seed address near-misses '1:2:3:4:5:6:7:8:9\n1::2::3\n12345::\n1:2:3:4:5:6:7:\n:1::\n1:::2\ng::\n2001:620::1/64\n01.2.3.4\n1.2.3.4.5\n256.1.1.1\n::1.2.3\n\x80::1'
 
 # --- Line protocol: byte 0 sets the read size (0: one read), then request lines.
 seed protocol requests '\x00LOOKUP 1.0.0.1\nCHECK web 2.2.3.4\nCHECK full 10.9.1.1\ncheck full ::ffff:10.1.1.1\nINFO\nSTATS\nPING\nRELOAD test\nLOOKUP 2001:db8::1\r\n'

@@ -63,6 +63,49 @@ import Testing
         }
     }
 
+    /// The IPv6 fast path answers exactly as the full parser wherever it answers:
+    /// every address in the forms people write (RFC 5952, every group in full,
+    /// upper case, "::" anywhere it may stand), then strings near those forms.
+    @Test func theIPv6FastPathAgreesWithTheFullParser() {
+        func both(_ text: String) -> (UInt128?, UInt128?) {
+            let bytes = Array(text.utf8)
+            return bytes.withUnsafeBufferPointer { (parseIPv6Groups($0), parseIPv6($0)) }
+        }
+        var rng = SystemRandomNumberGenerator()
+        var taken = 0
+        for i in 0..<100_000 {
+            // Random groups, some of them zero, so "::" lands everywhere.
+            var value: UInt128 = 0
+            for _ in 0..<8 { value = value << 16 | (rng.next() % 3 == 0 ? 0 : UInt128(rng.next() & (i % 2 == 0 ? 0xFFFF : 0xF))) }
+            let groups = (0..<8).map { UInt16(truncatingIfNeeded: value >> UInt128((7 - $0) * 16)) }
+            let full = groups.map { let h = String($0, radix: 16); return String(repeating: "0", count: 4 - h.count) + h }.joined(separator: ":")
+            for text in [IPAddress.format(value, family: .v6), full, full.uppercased(), groups.map { String($0, radix: 16) }.joined(separator: ":")] {
+                let (fast, reference) = both(text)
+                #expect(reference == value, "\(text)")
+                if fast != nil { taken += 1 }
+                if fast != nil && fast != reference { Issue.record("\(text): fast \(String(describing: fast)), full \(String(describing: reference))") }
+            }
+        }
+        #expect(taken > 350_000, "the fast path took \(taken) of 400,000 plain forms")
+        // Near misses: random strings over the characters of addresses and a few others.
+        let alphabet = Array("0123456789abcdefABCDEF::::....%gG /\0\u{80}".utf8)
+        for _ in 0..<300_000 {
+            let length = Int(rng.next() % 46)
+            let bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            let (fast, reference) = bytes.withUnsafeBufferPointer { (parseIPv6Groups($0), parseIPv6($0)) }
+            if let fast, fast != reference {
+                Issue.record("\(bytes): fast \(fast), full \(String(describing: reference))")
+                return
+            }
+            // And the entry point everyone calls agrees with the full parser.
+            let parsed = bytes.withUnsafeBufferPointer { IPAddress.parse($0) }
+            if bytes.contains(UInt8(ascii: ":")) && parsed?.value != reference {
+                Issue.record("\(bytes): IPAddress.parse \(String(describing: parsed)), full \(String(describing: reference))")
+                return
+            }
+        }
+    }
+
     @Test func mappedIPv4IsRecognised() {
         #expect(IPAddress("::ffff:8.8.8.8")?.unmappedIPv4 == IPAddress("8.8.8.8"))
         #expect(IPAddress("::8.8.8.8")?.unmappedIPv4 == nil)

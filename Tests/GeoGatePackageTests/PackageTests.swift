@@ -124,6 +124,8 @@ import Glibc
             "/usr/share/tor/geoip": "tor-geoipdb, a refresh source example",
             "/etc/fail2ban": "where the admin installs the fail2ban filter and jail",
             "/var/log/geogate.log": "a log file of the admin's, in the fail2ban example",
+            "/var/log/nginx": "nginx's logs, in the lookup examples",
+            "/var/log/asterisk": "Asterisk's security log, in the lookup examples",
         ]
         let madeAtInstall = ["/run/geogate", "/var/lib/geogate"]
         var files = ["/etc/geogate/geogate.conf", "/usr/share/doc/geogate/README.md", "/usr/share/geogate/geogate.php",

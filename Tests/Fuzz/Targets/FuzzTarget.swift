@@ -41,6 +41,7 @@ public enum FuzzTargets {
     /// Every target, in the order the data flows (Tests/Fuzz/README.md).
     public static let all: [FuzzTarget] = [
         trieTarget,
+        addressTarget,
         importTarget(.tor), importTarget(.dbipCSV), maxmindCSVTarget, mmdbTarget, importTarget(.rir), importTarget(.cidrList),
         archiveTarget,
         configTarget,
