@@ -264,6 +264,26 @@ public final class LookupService: Sendable {
             decisionLog.write(&decisions)
             answerDurations.observe(since: began)
         }
+        // An unpipelined read (one complete line, the usual client): answered
+        // straight, without the groups' set-up, which only pays for itself when
+        // there are lookups to overlap (measured: 2-5% of the throughput at 50
+        // connections x 1).
+        if let found = memchr(input.baseAddress!, 0x0A, input.count) {
+            let newline = input.baseAddress!.distance(to: UnsafeRawPointer(found))
+            if memchr(found + 1, 0x0A, input.count - newline - 1) == nil {
+                let length = newline - (newline > 0 && input[newline - 1] == 0x0D ? 1 : 0)
+                if length > Request.maxLineLength { return (0, true) }
+                let request = Request.parse(UnsafeRawBufferPointer(rebasing: input[0..<newline]))
+                answered = 1
+                if case .success(.stats) = request {
+                    requests.add(1, ordering: .relaxed)
+                    answered = 0
+                }
+                if !answer(request, snapshot: &snap, peerUID: peerUID, into: &output, decisions: &decisions) { failed += 1 }
+                start = newline + 1
+                return (start, input.count - start > Request.maxLineLength + 1)
+            }
+        }
         // The lines go in groups: each group's requests are parsed, their addresses
         // looked up as one batch (`TrieView.countryIndexes`: the group's cache misses
         // overlap), then answered in order. A request other than LOOKUP or CHECK ends
