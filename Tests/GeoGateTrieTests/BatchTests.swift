@@ -43,6 +43,24 @@ import Testing
                 }
             }
             #expect(answers[length] == 0xFFFF, "nothing written past the batch")
+            // The one-family forms over the same addresses, where they apply.
+            let slice = addresses[0..<length]
+            if slice.allSatisfy({ $0.family == .v4 }) {
+                var v4Answers = [UInt16](repeating: 0xFFFF, count: length)
+                slice.map { UInt32(truncatingIfNeeded: $0.value) }.withUnsafeBufferPointer { list in
+                    v4Answers.withUnsafeMutableBufferPointer { view.countryIndexes(ipv4: list, into: $0) }
+                }
+                let wrong = (0..<length).first { v4Answers[$0] != answers[$0] }
+                #expect(wrong == nil, "countryIndexes(ipv4:), batch of \(length): first differs at \(wrong ?? -1)")
+            }
+            if slice.allSatisfy({ $0.family == .v6 }) {
+                var v6Answers = [UInt16](repeating: 0xFFFF, count: length)
+                slice.map(\.value).withUnsafeBufferPointer { list in
+                    v6Answers.withUnsafeMutableBufferPointer { view.countryIndexes(ipv6: list, into: $0) }
+                }
+                let wrong = (0..<length).first { v6Answers[$0] != answers[$0] }
+                #expect(wrong == nil, "countryIndexes(ipv6:), batch of \(length): first differs at \(wrong ?? -1)")
+            }
             var wrong = 0
             for i in 0..<length where answers[i] != view.countryIndex(of: addresses[i]) {
                 wrong += 1
@@ -60,7 +78,11 @@ import Testing
         let v4 = randomMap(family: .v4, count: v4Count, base: v4Base, spanBits: v4Span, alignBits: 0, codes: allCodes, rng: &rng)
         let v6 = randomMap(family: .v6, count: v6Count, base: v6Base, spanBits: v6Span, alignBits: 0, codes: allCodes, rng: &rng)
         let t = try trie(v4: v4, v6: v6)
-        expectBatchEqualsSingle(t.view, probes(v4, v6, random: 200_000, rng: &rng))
+        let all = probes(v4, v6, random: 200_000, rng: &rng)
+        expectBatchEqualsSingle(t.view, all)
+        // One family at a time, through the one-family forms as well.
+        expectBatchEqualsSingle(t.view, all.filter { $0.family == .v4 })
+        expectBatchEqualsSingle(t.view, all.filter { $0.family == .v6 })
     }
 
     @Test func wholeSpaceAndEmptyTries() throws {
