@@ -37,6 +37,7 @@ max_len() {
         trie) echo 400000 ;;
         mmdb|archive) echo 65536 ;;
         tor|dbip-csv|maxmind-csv|rir|cidr-list|config) echo 16384 ;;
+        lookup) echo 140000 ;;  # room for a line past the 64 KiB limit
         *) echo 8192 ;;
     esac
 }
@@ -45,6 +46,7 @@ dictionary() {
     case $1 in
         tor|dbip-csv|maxmind-csv|cidr-list) echo Tests/Fuzz/dict/csv.dict ;;
         address|rir|mmdb|config|protocol|http) echo "Tests/Fuzz/dict/$1.dict" ;;
+        lookup) echo Tests/Fuzz/dict/address.dict ;;
         archive) echo Tests/Fuzz/dict/csv.dict ;;
         *) echo "" ;;
     esac

@@ -11,7 +11,7 @@ geogate=${GEOGATE_BIN:-.build/release/geogate}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-for t in trie address tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
+for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
 seed() { printf '%b' "$3" > "$out/$1/$2"; }
 
 # --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
@@ -82,6 +82,13 @@ seed config tab-indent 'profiles:\n\tp: 1\n'
 # --- Address text: one text a line, the forms people write and the near misses.
 seed address forms '81.2.69.160\n::\n::1\n1::\n2001:620::1\n2001:0620:0000:0000:0000:0000:0000:0001\n2A02:26F0::A\n1:2:3:4:5:6:7::\n::2:3:4:5:6:7:8\n::ffff:81.2.69.1\n64:ff9b::1.2.3.4\nfe80::1%eth0'
 seed address near-misses '1:2:3:4:5:6:7:8:9\n1::2::3\n12345::\n1:2:3:4:5:6:7:\n:1::\n1:::2\ng::\n2001:620::1/64\n01.2.3.4\n1.2.3.4.5\n256.1.1.1\n::1.2.3\n\x80::1'
+
+# --- lookup's stream: byte 0 the layout (bits 0-2 field, bit 3 delimiter, bits 4-5 which, bit 6 JSON).
+seed lookup plain '\x0081.2.69.160\n 10.1.2.3 \r\n\n2a00::1\nnot-an-ip\n::ffff:2.3.4.5\nlast'
+seed lookup nginx-field-1 '\x0110.0.0.7 - - [28/Nov/2026:03:12:44 +0000] "GET / HTTP/1.1" 200\n2001:db8::9  -  - "x"\n- - -\n'
+seed lookup asterisk-slash-6 '\x1ea="IPV4/UDP/10.0.0.5/5060",RemoteAddress="IPV4/UDP/2.3.4.5/5060"\nno slashes here\n'
+seed lookup json-field-csv '\x491.0.0.1,"quoted" back\\slash\ttab\x07\xff\xc3\xa9\n198.51.100.1,x\n,\n'
+printf '\x00' > "$out/lookup/long-line"; head -c 70000 /dev/zero | tr '\0' '9' >> "$out/lookup/long-line"; printf '\n10.0.0.1\n' >> "$out/lookup/long-line"
 
 # --- Line protocol: byte 0 sets the read size (0: one read), then request lines.
 seed protocol requests '\x00LOOKUP 1.0.0.1\nCHECK web 2.2.3.4\nCHECK full 10.9.1.1\ncheck full ::ffff:10.1.1.1\nINFO\nSTATS\nPING\nRELOAD test\nLOOKUP 2001:db8::1\r\n'

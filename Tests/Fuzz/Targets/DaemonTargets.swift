@@ -9,12 +9,8 @@ import NIOEmbedded
 import Glibc
 #endif
 
-/// The daemon the protocol and HTTP targets talk to: a small trie (both
-/// families) and a config with a full-server and a web-only profile, written once
-/// to the scratch directory, served by the real `LookupService`.
-let fuzzDaemon: LookupService = {
-    let directory = scratchDirectory + "/daemon"
-    mkdir(directory, 0o700)
+/// A small trie of both families, for the daemon's targets and `lookup`.
+let fuzzTrieBytes: [UInt8] = {
     let ranges = """
     1.0.0.0,1.0.0.255,AU
     2.0.0.0,2.255.255.255,FR
@@ -26,8 +22,17 @@ let fuzzDaemon: LookupService = {
     let file = SourceFile(path: "fuzz.csv", content: Array(ranges.utf8), storedSize: ranges.utf8.count,
                           sha256: Array(repeating: 0, count: 32), compression: .none)
     let source = try! SourceLoader.parse(file, format: .dbipCSV)
-    let trie = try! TrieWriter.bytes(v4: source.v4, v6: source.v6, sources: [
+    return try! TrieWriter.bytes(v4: source.v4, v6: source.v6, sources: [
         .init(name: "fuzz.csv", sha256: source.sha256, storedSize: UInt64(source.storedSize), format: "dbip-csv")], buildTime: 1)
+}()
+
+/// The daemon the protocol and HTTP targets talk to: a small trie (both
+/// families) and a config with a full-server and a web-only profile, written once
+/// to the scratch directory, served by the real `LookupService`.
+let fuzzDaemon: LookupService = {
+    let directory = scratchDirectory + "/daemon"
+    mkdir(directory, 0o700)
+    let trie = fuzzTrieBytes
     let triePath = directory + "/fuzz.trie"
     let configPath = directory + "/fuzz.conf"
     write(trie, to: triePath)

@@ -42,6 +42,7 @@ public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         trieTarget,
         addressTarget,
+        lookupTarget,
         importTarget(.tor), importTarget(.dbipCSV), maxmindCSVTarget, mmdbTarget, importTarget(.rir), importTarget(.cidrList),
         archiveTarget,
         configTarget,

@@ -1,12 +1,11 @@
 import GeoGateCore
-import GeoGateTrie
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Where `geogate lookup` finds the address in a line, and what it prints for it.
-struct LookupLayout {
-    enum Field {
+public struct LookupLayout: Sendable {
+    public enum Field: Sendable {
         /// The whole line (blanks around it ignored) is the address: prints "IP CC".
         case wholeLine
         /// Field n (1-based) of fields split by runs of blanks, as awk does.
@@ -15,9 +14,14 @@ struct LookupLayout {
         case delimited(Int, delimiter: UInt8)
     }
 
-    var field: Field = .wholeLine
+    public var field: Field
     /// One JSON object a line instead of text.
-    var json = false
+    public var json: Bool
+
+    public init(field: Field = .wholeLine, json: Bool = false) {
+        self.field = field
+        self.json = json
+    }
 
     /// With a field: the line is printed whole and the country appended after this.
     var separator: UInt8 {
@@ -31,7 +35,7 @@ struct LookupLayout {
 /// composed in one buffer and written once per block. Memory stays bounded whatever
 /// the input: one read buffer, one batch, one output buffer; a line longer than
 /// `maxLineLength` is reported and skipped, never accumulated.
-struct LookupStream: ~Copyable {
+public struct LookupStream: ~Copyable {
     static let readSize = 1 << 20
     static let maxLineLength = 1 << 16
     static let batchLines = 4096
@@ -41,7 +45,9 @@ struct LookupStream: ~Copyable {
     /// "stdin" (errors then say stdin:LINE), or nil for command-line arguments.
     let sourceName: String?
     /// Lines that held no address; the exit status is 1 when there were any.
-    private(set) var badLines = 0
+    public private(set) var badLines = 0
+    /// Where errors go (one line each).
+    let errors: Int32
     private var lineNumber = 0
 
     /// The read buffer: a partial line carried from the last read, then new bytes.
@@ -52,12 +58,16 @@ struct LookupStream: ~Copyable {
     private let addresses: UnsafeMutableBufferPointer<IPAddress>
     private let answers: UnsafeMutableBufferPointer<UInt16>
     private var batched = 0
-    private var output = ByteOutput()
+    private var output: ByteOutput
 
-    init(view: TrieView, layout: LookupLayout, sourceName: String?) {
+    /// Answers go to `output`, errors to `errors` (standard output and error for the
+    /// command; other descriptors for the fuzz target).
+    public init(view: TrieView, layout: LookupLayout, sourceName: String?, output: Int32 = 1, errors: Int32 = 2) {
         self.view = view
         self.layout = layout
         self.sourceName = sourceName
+        self.output = ByteOutput(fd: output)
+        self.errors = errors
         input = .allocate(byteCount: inputCapacity, alignment: 64)
         lines = .allocate(capacity: LookupStream.batchLines)
         addresses = .allocate(capacity: LookupStream.batchLines)
@@ -83,7 +93,7 @@ struct LookupStream: ~Copyable {
     enum LineProblem: UInt8 { case none, notAnAddress, noSuchField }
 
     /// Answers every line of `fd` until its end. Throws only when reading or writing fails.
-    mutating func run(fd: Int32) throws(LookupStreamError) {
+    public mutating func run(fd: Int32) throws(LookupStreamError) {
         var filled = 0
         var skippingLongLine = false
         while true {
@@ -132,7 +142,7 @@ struct LookupStream: ~Copyable {
     }
 
     /// Answers each of `arguments` (no line numbers in errors).
-    mutating func run(arguments: [String]) throws(LookupStreamError) {
+    public mutating func run(arguments: [String]) throws(LookupStreamError) {
         for argument in arguments {
             var bytes = Array(argument.utf8.prefix(LookupStream.maxLineLength))
             // A newline inside an argument is not a line break: it makes it no address.
@@ -291,20 +301,24 @@ struct LookupStream: ~Copyable {
     }
 
     private func report(line: Int, _ message: String) {
-        printError("geogate: \(sourceName.map { "\($0):\(line): " } ?? "")\(message)")
+        let text = Array("geogate: \(sourceName.map { "\($0):\(line): " } ?? "")\(message)\n".utf8)
+        text.withUnsafeBytes { _ = Glibc.write(errors, $0.baseAddress, $0.count) }
     }
 }
 
-struct LookupStreamError: Error, CustomStringConvertible {
-    let description: String
+public struct LookupStreamError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
 
-/// A growable byte buffer written to standard output in one write(2) a block.
+/// A growable byte buffer written to `fd` in one write(2) a block.
 struct ByteOutput: ~Copyable {
+    let fd: Int32
     private var base = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
     private var capacity = 1 << 16
     private(set) var count = 0
+
+    init(fd: Int32) { self.fd = fd }
 
     deinit { base.deallocate() }
 
@@ -371,11 +385,11 @@ struct ByteOutput: ~Copyable {
         }
     }
 
-    /// Writes everything to standard output and empties the buffer.
+    /// Writes everything to `fd` and empties the buffer.
     mutating func flush() throws(LookupStreamError) {
         var offset = 0
         while offset < count {
-            let n = Glibc.write(1, base + offset, count - offset)
+            let n = Glibc.write(fd, base + offset, count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw LookupStreamError("cannot write the answers: \(String(cString: strerror(errno)))")
