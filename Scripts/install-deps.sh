@@ -27,7 +27,7 @@ packages=(
 
 # `install-deps.sh bench`: also what Benchmarks/run.sh measures with and against.
 if [ "${1:-}" = bench ]; then
-    packages+=(hyperfine redis-server)
+    packages+=(hyperfine redis-server gcc)  # gcc: Benchmarks/reference/mmdb-lookup.c
 fi
 
 missing=()
