@@ -142,9 +142,12 @@ public enum NodeSearch {
     static func count(_ node: UnsafeRawPointer, key x: UInt16, from j: Int) -> (index: Int, values: Int) {
         let n = Int(UInt16(littleEndian: node.load(fromByteOffset: 2, as: UInt16.self))) &+ 1
         let keysAt = keysOffset(shift: Int(node.load(fromByteOffset: 1, as: UInt8.self)))
-        let window = node + (keysAt &+ j &* 2)
-        let valid = n &- j
-        let count = countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))
-        return (j &+ count &- 1, keysAt &+ n &* 2)
+        return (j &+ countWindow(node + (keysAt &+ j &* 2), key: x, valid: n &- j) &- 1, keysAt &+ n &* 2)
+    }
+
+    /// Keys <= x in the window at `window` (two blocks), of which `valid` are the node's.
+    @inlinable @inline(__always)
+    static func countWindow(_ window: UnsafeRawPointer, key x: UInt16, valid: Int) -> Int {
+        countAtMost(window, x, valid: valid) &+ countAtMost(window + blockBytes, x, valid: max(valid &- blockKeys, 0))
     }
 }

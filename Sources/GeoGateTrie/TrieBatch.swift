@@ -159,10 +159,7 @@ extension TrieView {
             for i in 0..<active {
                 let lookup = state[i]
                 let key = UInt16(truncatingIfNeeded: lookup.rest >> 112)
-                let window = lookup.at + Int(lookup.windowAt)
-                let valid = Int(lookup.valid)
-                let count = NodeSearch.countAtMost(window, key, valid: valid)
-                    &+ NodeSearch.countAtMost(window + NodeSearch.blockBytes, key, valid: max(valid &- NodeSearch.blockKeys, 0))
+                let count = NodeSearch.countWindow(lookup.at + Int(lookup.windowAt), key: key, valid: Int(lookup.valid))
                 let slot = TrieView.valueSlotWithoutBranches(lookup.at, Int(lookup.first) &+ count &- 1, values: Int(lookup.values))
                 answers[Int(lookup.answer)] = UInt16(truncatingIfNeeded: slot)
                 let child = nodes + Int(slot & ~TrieFormat.nodeFlag) &* 4

@@ -96,10 +96,12 @@ public struct TrieView: @unchecked Sendable {
     }
 
     /// Entry i as a slot, whatever the node kind, without a branch: batched lookups
-    /// take it for a whole group, whose nodes are of every kind, where `valueSlot`'s
-    /// switch was mispredicted about once a level. It reads the 4 bytes that end with
-    /// the value (the node's keys or header precede it, so the read stays inside the
-    /// node) and shifts the value down.
+    /// take it for a whole group, whose nodes are of every kind. It reads the 4 bytes
+    /// that end with the value (the node's keys or header precede it, so the read
+    /// stays inside the node) and shifts the value down. The child slot is computed
+    /// whether or not the value is a child, so the choice stays a select: calling
+    /// `childSlot` only for a child made the batch 7% slower on the IPv6 queries
+    /// (25.2 against 27.1 M/s, same run).
     @inlinable @inline(__always)
     static func valueSlotWithoutBranches(_ node: UnsafeRawPointer, _ i: Int, values: Int) -> UInt32 {
         let kind = node.load(as: UInt8.self)
