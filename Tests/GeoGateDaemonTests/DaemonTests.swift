@@ -297,8 +297,11 @@ final class Client {
         #expect(c.receive(lines: 1) == ["OK 198.51.100.1 --"])
         // New data, replaced atomically (compile writes a temp file, then renames).
         try Daemon.compile("198.51.100.0,198.51.100.255,IT\n", to: d.triePath)
-        c.send("RELOAD\nLOOKUP 198.51.100.1\nCHECK full 198.51.100.1\n")
-        #expect(c.receive(lines: 3) == ["OK reloaded built=1700000000", "OK 198.51.100.1 IT", "ALLOW IT country-allowed"])
+        // In one read: the requests before RELOAD answer from the old data, those
+        // after it from the new (the read's lookups are batched; RELOAD ends a batch).
+        c.send("LOOKUP 198.51.100.1\nCHECK full 198.51.100.1\nRELOAD\nLOOKUP 198.51.100.1\nCHECK full 198.51.100.1\n")
+        #expect(c.receive(lines: 5) == ["OK 198.51.100.1 --", "DENY -- no-country", "OK reloaded built=1700000000",
+                                        "OK 198.51.100.1 IT", "ALLOW IT country-allowed"])
         // A corrupt file: refused, logged, the previous snapshot keeps answering.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: d.triePath))
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: d.triePath + ".tmp"))
