@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "GeoGateFirewall", dependencies: ["GeoGateCore", "GeoGatePolicy", "CIPSet", "CConntrack", "CNFTables"]),
         // The lookup daemon: protocol, snapshots and reload, the SwiftNIO Unix-socket server.
         .target(name: "GeoGateDaemon",
-                dependencies: ["GeoGateCore", "GeoGatePolicy", "GeoGateTrie", "CGeoGateSupport",
+                dependencies: ["GeoGateCore", "GeoGatePolicy", "GeoGateTrie", "GeoGateFirewall", "CGeoGateSupport",
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -138,7 +138,7 @@ int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family)
     return gg_fail(ctx, "cannot read the set header");
 }
 
-int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem) {
+int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem, int with_timeout) {
     if (gg_ipset_commit(ctx) < 0) return -1;
     uint8_t proto = gg_nfproto(family);
     if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
@@ -151,10 +151,14 @@ int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32
     if (ipset_session_data_set(ctx->session, IPSET_OPT_HASHSIZE, &hashsize) < 0 ||
         ipset_session_data_set(ctx->session, IPSET_OPT_MAXELEM, &maxelem) < 0)
         return gg_fail(ctx, "bad create parameters");
+    uint32_t no_default_timeout = 0;
+    if (with_timeout && ipset_session_data_set(ctx->session, IPSET_OPT_TIMEOUT, &no_default_timeout) < 0)
+        return gg_fail(ctx, "bad create parameters");
     return gg_done(ctx, ipset_cmd(ctx->session, IPSET_CMD_CREATE, 0), "create failed");
 }
 
-int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, uint32_t sequence) {
+int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, uint32_t sequence,
+                     int64_t timeout) {
     struct ipset_session *s = ctx->session;
     uint8_t proto = gg_nfproto(family);
     union nf_inet_addr ip;
@@ -173,6 +177,10 @@ int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t 
         ipset_session_data_set(s, IPSET_OPT_IP, &ip) < 0 ||
         ipset_session_data_set(s, IPSET_OPT_CIDR, &prefix) < 0)
         return gg_fail(ctx, "bad entry");
+    if (timeout >= 0) {
+        uint32_t seconds = (uint32_t)timeout;
+        if (ipset_session_data_set(s, IPSET_OPT_TIMEOUT, &seconds) < 0) return gg_fail(ctx, "bad entry timeout");
+    }
     /* A non-zero line number puts the session in restore mode: adds to the same
        set are aggregated into one netlink message until the buffer is full. */
     return gg_done(ctx, ipset_cmd(s, IPSET_CMD_ADD, sequence), "add failed");

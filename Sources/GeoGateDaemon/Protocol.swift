@@ -1,4 +1,5 @@
 import GeoGateCore
+import GeoGatePolicy
 
 /// One request line of the socket protocol (Docs/PROTOCOL.md): a command word,
 /// case-insensitive, and its arguments, separated by spaces.
@@ -10,6 +11,8 @@ public enum Request: Sendable, Equatable {
     case ping
     /// RELOAD, with an optional one-word reason that the daemon logs ("refresh").
     case reload(reason: String?)
+    /// ALLOW, BLOCK, UNLIST or ENTRIES: run-time entries.
+    case entry(EntryRequest)
 
     /// The longest request line accepted, without its newline.
     public static let maxLineLength = 1024
@@ -69,12 +72,17 @@ public enum Request: Sendable, Equatable {
             let reason = arguments == 1 ? String(decoding: UnsafeRawBufferPointer(rebasing: line[words.1]).prefix(64), as: UTF8.self) : nil
             return .success(.reload(reason: reason))
         }
+        if command.equalsIgnoringCase("ALLOW") || command.equalsIgnoringCase("BLOCK") || command.equalsIgnoringCase("UNLIST")
+            || command.equalsIgnoringCase("ENTRIES") {
+            // Every byte up to `end` is printable ASCII (checked above).
+            return EntryRequest.parse(String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)).map { .entry($0) }
+        }
         let bare: [(StaticString, Request)] = [("INFO", .info), ("STATS", .stats), ("PING", .ping)]
         for (name, request) in bare where command.equalsIgnoringCase(name) {
             return arguments == 0 ? .success(request) : usage("\(name)")
         }
         let shown = String(decoding: command.prefix(32), as: UTF8.self).uppercased()
-        return .failure(ProtocolError(.unknownCommand, "\"\(shown)\" (commands: LOOKUP CHECK INFO STATS PING RELOAD)"))
+        return .failure(ProtocolError(.unknownCommand, "\"\(shown)\" (commands: LOOKUP CHECK INFO STATS PING RELOAD ALLOW BLOCK UNLIST ENTRIES)"))
     }
 }
 
@@ -93,7 +101,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
     public enum Code: String, Sendable {
         case syntax, notText = "not-text", unknownCommand = "unknown-command", badAddress = "bad-address",
              unknownProfile = "unknown-profile", tooLong = "too-long", forbidden, reloadFailed = "reload-failed",
-             busy
+             busy, full, notFound = "not-found", badRequest = "bad-request", entryFailed = "entry-failed"
     }
 
     public let code: Code
@@ -105,4 +113,53 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { "ERR \(code.rawValue) \(message)" }
+}
+
+/// The run-time entry requests (Docs/PROTOCOL.md):
+///
+///     ALLOW <profile> <address|network> <duration|0> [reason...]
+///     BLOCK <profile> <address|network> <duration|0> [reason...]
+///     UNLIST <profile> <address|network>
+///     ENTRIES <profile>
+///
+/// A duration is seconds or 90s, 15m, 2h, 7d; 0 is until unlisted.
+public enum EntryRequest: Sendable, Equatable {
+    case put(RuntimeEntry.Action, profile: String, network: CIDR, seconds: Int64, reason: String)
+    case unlist(profile: String, network: CIDR)
+    case count(profile: String)
+
+    /// `line`: printable ASCII.
+    static func parse(_ line: String) -> Result<EntryRequest, ProtocolError> {
+        let words = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: true)
+        let command = words[0].uppercased()
+        func usage() -> Result<EntryRequest, ProtocolError> {
+            .failure(ProtocolError(.syntax, command == "UNLIST" ? "usage: UNLIST <profile> <address|network>"
+                                   : command == "ENTRIES" ? "usage: ENTRIES <profile>"
+                                   : "usage: \(command) <profile> <address|network> <duration|0> [reason]"))
+        }
+        func network(_ text: Substring) -> Result<CIDR, ProtocolError> {
+            if let a = IPAddress(text) {
+                let a4 = a.unmappedIPv4 ?? a
+                return .success(CIDR(family: a4.family, address: a4.value, prefixLength: a4.family.bitWidth))
+            }
+            if let c = CIDR(text), c.prefixLength > 0 { return .success(c) }
+            return .failure(ProtocolError(.badAddress, "\"\(text.prefix(64))\" is not an address or a network (CIDR, host bits clear)"))
+        }
+        switch command {
+        case "ENTRIES":
+            guard words.count == 2 else { return usage() }
+            return .success(.count(profile: String(words[1].prefix(64))))
+        case "UNLIST":
+            guard words.count == 3 else { return usage() }
+            return network(words[2]).map { .unlist(profile: String(words[1].prefix(64)), network: $0) }
+        default:
+            guard words.count >= 4 else { return usage() }
+            guard let seconds = words[3] == "0" ? 0 : RuntimeEntries.parseDuration(String(words[3].prefix(32))), seconds >= 0 else {
+                return .failure(ProtocolError(.syntax, "\"\(words[3].prefix(32))\" is not a duration (seconds, or 90s, 15m, 2h, 7d; 0: until unlisted)"))
+            }
+            let action: RuntimeEntry.Action = command == "ALLOW" ? .allow : .block
+            let reason = words.count > 4 ? String(words[4]) : ""
+            return network(words[2]).map { .put(action, profile: String(words[1].prefix(64)), network: $0, seconds: seconds, reason: reason) }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import CGeoGateSupport
 import Logging
 import GeoGateCore
+import GeoGateFirewall
 import GeoGatePolicy
 import GeoGateTrie
 import NIOCore
@@ -22,13 +23,19 @@ public final class Snapshot: Sendable {
     let logDecisions: DaemonConfig.DecisionLogging
     /// The two files as they were when loaded: a replaced file differs.
     let files: WatchedFiles
+    /// The run-time entries (`<state-dir>/entries`) the profiles decide with.
+    public let entries: RuntimeEntries
 
-    init(trie: TrieFile, config: GeoGateConfig, files: WatchedFiles, counters: (String) -> VerdictCounters) {
+    init(trie: TrieFile, config: GeoGateConfig, entries: RuntimeEntries, files: WatchedFiles, counters: (String) -> VerdictCounters) {
         self.trie = trie
         self.config = config
         self.files = files
-        self.loadedAt = Int64(time(nil))
-        profiles = config.profiles.map { ProfileEntry(name: $0.name, policy: config.policy($0), counters: counters($0.name)) }
+        self.entries = entries
+        let now = Int64(time(nil))
+        self.loadedAt = now
+        profiles = config.profiles.map {
+            ProfileEntry(name: $0.name, policy: config.policy($0, entries: entries, now: now), counters: counters($0.name))
+        }
         logDecisions = config.daemon.logDecisions
     }
 
@@ -41,7 +48,8 @@ public final class Snapshot: Sendable {
         let triePath = try config.trieFile(override: database)
         let trieIdentity = FileIdentity(path: triePath)
         let trie = try TrieFile(path: triePath)
-        return Snapshot(trie: trie, config: config,
+        let entries = try RuntimeEntries.load(path: config.entriesFile)
+        return Snapshot(trie: trie, config: config, entries: entries,
                         files: WatchedFiles(triePath: triePath, trie: trieIdentity, config: configIdentity), counters: counters)
     }
 
@@ -170,6 +178,10 @@ public final class LookupService: Sendable {
     /// How long answering one read's requests took (a batch; most reads carry one).
     let answerDurations = DurationHistogram()
 
+    /// Held by a reload and by a run-time entry change from load to swap, so an
+    /// older read of the entries can never replace a newer one.
+    private let entryChanges = Mutex<Void>(())
+
     /// Where RELOAD requests are logged, with who asked and why.
     let logger: Logger?
     /// Where decisions go when daemon.log-decisions asks for them.
@@ -209,6 +221,10 @@ public final class LookupService: Sendable {
     /// old snapshot keeps serving and the error is returned.
     @discardableResult
     public func reload() -> Result<Snapshot, ServiceError> {
+        entryChanges.withLock { _ in reloadNow() }
+    }
+
+    private func reloadNow() -> Result<Snapshot, ServiceError> {
         let filesBefore = currentFiles()
         do {
             let fresh = try Snapshot.load(configPath: configPath, database: database, counters: verdictCounters.counters)
@@ -423,6 +439,13 @@ public final class LookupService: Sendable {
                 line += " \(p.name).allow=\(p.counters.allow.load(ordering: .relaxed)) \(p.name).deny=\(p.counters.deny.load(ordering: .relaxed))"
             }
             output.writeString(line)
+        case .entry(let request):
+            switch changeEntries(request, snapshot: &snap, peerUID: peerUID) {
+            case .success(let line): output.writeString(line)
+            case .failure(let error):
+                output.writeString(error.description)
+                return false
+            }
         case .reload(let reason):
             let who = "RELOAD from uid \(peerUID.map(String.init) ?? "?")\(reason.map { " (\($0))" } ?? "")"
             guard let uid = peerUID, uid == 0 || uid == getuid() else {
@@ -442,6 +465,106 @@ public final class LookupService: Sendable {
             }
         }
         return true
+    }
+}
+
+// MARK: - Run-time entries
+
+extension LookupService {
+    /// ALLOW, BLOCK, UNLIST (root, the daemon's user, or a member of entries.group)
+    /// and ENTRIES (anyone who may connect). A change runs EntryUpdate without
+    /// waiting for the run lock (a refresh or apply holding it: `ERR busy`), then
+    /// serves the new entries at once.
+    func changeEntries(_ request: EntryRequest, snapshot snap: inout Snapshot, peerUID: UInt32?) -> Result<String, ProtocolError> {
+        let now = Int64(time(nil))
+        let change: EntryUpdate.Change
+        switch request {
+        case .count(let name):
+            guard snap.profile(named: name) != nil else {
+                return .failure(ProtocolError(.unknownProfile, "\"\(name.prefix(32))\" (profiles: \(snap.profiles.map(\.name).joined(separator: " ")))"))
+            }
+            return .success("OK entries=\(snap.entries.entries(profile: name, now: now).count) max=\(snap.config.entries.maxPerProfile)")
+        case .put(let action, let profile, let network, let seconds, let reason):
+            change = .put(RuntimeEntry(action: action, profile: profile, network: network, expires: seconds > 0 ? now + seconds : nil,
+                                       added: now, uid: peerUID ?? UInt32.max, reason: reason))
+        case .unlist(let profile, let network):
+            change = .remove(profile: profile, network: network)
+        }
+        let who = "uid \(peerUID.map(String.init) ?? "?")"
+        guard let uid = peerUID, PeerGroups.mayChangeEntries(uid: uid, group: snap.config.entries.group) else {
+            logger?.warning("run-time entry change from \(who) refused: not root, the daemon's user or a member of entries.group")
+            return .failure(ProtocolError(.forbidden, "changing run-time entries is for root, the daemon's user and members of entries.group"))
+        }
+        let config = snap.config
+        let result: Result<(EntryUpdate.Outcome, Snapshot), EntryError> = entryChanges.withLock { _ in
+            do throws(EntryError) {
+                let outcome = try EntryUpdate.apply(change, config: config, lockWaitSeconds: 0, command: "geogate serve (\(who))",
+                                                    reloadDaemon: false, now: now)
+                let current = snapshot
+                let fresh = Snapshot(trie: current.trie, config: current.config, entries: outcome.entries, files: current.files,
+                                     counters: verdictCounters.counters)
+                swap(to: fresh)
+                return .success((outcome, fresh))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let (outcome, fresh)):
+            snap = fresh
+            logger?.notice("entry: \(outcome.summary) by \(who)")
+            for line in outcome.kernel { logger?.info("entry: \(line)") }
+            switch change {
+            case .put(let e): return .success("OK \(e.action.rawValue) \(e.profile) \(e.network) expires=\(e.expires.map(String.init) ?? "never")")
+            case .remove(let p, let n): return .success("OK unlisted \(p) \(n)")
+            }
+        case .failure(let error):
+            logger?.warning("entry change by \(who) refused or failed: \(error)")
+            let code: ProtocolError.Code = switch error.code {
+            case .full: .full
+            case .notFound: .notFound
+            case .badRequest: .badRequest
+            case .forbidden: .forbidden
+            case .busy: .busy
+            case .failed: .entryFailed
+            }
+            return .failure(ProtocolError(code, SafeText.field(error.description, limit: 400)))
+        }
+    }
+
+    /// Serves `fresh` from now on.
+    func swap(to fresh: Snapshot) {
+        current.withLock {
+            $0 = fresh
+            generation.add(1, ordering: .releasing)
+        }
+    }
+}
+
+/// Who may change run-time entries over the socket.
+enum PeerGroups {
+    /// Root, the daemon's own user, or a member of `group` (its primary group or a
+    /// supplementary one, from the user and group databases).
+    static func mayChangeEntries(uid: UInt32, group: String?) -> Bool {
+        if uid == 0 || uid == getuid() { return true }
+        guard let group, let gid = groupID(group) else { return false }
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil, let name = pwd.pw_name else { return false }
+        if pwd.pw_gid == gid { return true }
+        var count: Int32 = 256
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        guard getgrouplist(name, pwd.pw_gid, &groups, &count) >= 0 else { return false }
+        return groups.prefix(Int(count)).contains(gid)
+    }
+
+    static func groupID(_ name: String) -> gid_t? {
+        var grp = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &grp, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return grp.gr_gid
     }
 }
 

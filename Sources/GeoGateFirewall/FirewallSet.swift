@@ -1,8 +1,23 @@
 import GeoGateCore
 import GeoGatePolicy
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One firewall set: a name, a family and exactly the addresses it must match.
 public struct FirewallSet: Sendable {
+    /// What a set is for, which says how rules use it and what may change it.
+    public enum Kind: Sendable, Equatable {
+        /// A profile's allowed addresses: the rules accept what it matches.
+        case profile
+        /// One country's networks (`sets --per-country`).
+        case country
+        /// A profile's run-time allow entries: accepted before the profile set.
+        case runtimeAllow
+        /// A profile's run-time block entries: dropped before anything else.
+        case runtimeBlock
+    }
+
     public let name: String
     public let family: IPFamily
     public let addresses: AddressSet
@@ -10,8 +25,15 @@ public struct FirewallSet: Sendable {
     public let cidrs: [CIDR]
     /// Which profile (or "country XX") it comes from, for messages.
     public let origin: String
+    public let kind: Kind
+    /// Run-time sets only: each CIDR's expiry (Unix seconds; nil: until unlisted),
+    /// turned into the kernel's element timeouts when loaded. The set is then made
+    /// with timeout support.
+    public let expiries: [Int64?]?
 
-    public init(name: String, family: IPFamily, addresses: AddressSet, origin: String) {
+    public init(name: String, family: IPFamily, addresses: AddressSet, origin: String, kind: Kind = .profile) {
+        self.kind = kind
+        self.expiries = nil
         self.name = name
         self.family = family
         self.addresses = addresses
@@ -22,6 +44,22 @@ public struct FirewallSet: Sendable {
                                         CIDR(family: c.family, address: (c.family.maxAddress >> 1) + 1, prefixLength: 1)]
         }
         self.origin = origin
+    }
+
+    /// A run-time set: disjoint elements with their expiries (Policy.runtimeElements).
+    public init(name: String, family: IPFamily, elements: [(cidr: CIDR, expires: Int64?)], origin: String, kind: Kind) {
+        self.name = name
+        self.family = family
+        self.kind = kind
+        self.origin = origin
+        self.cidrs = elements.map(\.cidr)
+        self.expiries = elements.map(\.expires)
+        self.addresses = AddressSet(family: family, cidrs: cidrs)
+    }
+
+    /// The element timeouts in seconds at `now` (0: no timeout), for the kernel.
+    public func timeouts(now: Int64) -> [UInt32]? {
+        expiries?.map { e in e.map { UInt32(clamping: max(1, $0 - now)) } ?? 0 }
     }
 
     /// A fingerprint of exactly what the kernel set holds (family and CIDRs): equal
@@ -62,8 +100,15 @@ public struct FirewallSet: Sendable {
 public enum SetPlanner {
     /// One set per family for each full-server profile (or only `profile`), plus,
     /// with `perCountry`, one set per family for each country in the data.
+    /// With each full-server profile come its run-time entries' sets (RuntimeSets),
+    /// from the entries file unless `entries` are given.
     public static func plan(config: GeoGateConfig, maps: [IPFamily: RangeMap], profile: String?,
-                            perCountry: Bool) throws(PlanError) -> [FirewallSet] {
+                            perCountry: Bool, entries given: RuntimeEntries? = nil,
+                            now: Int64 = Int64(time(nil))) throws(PlanError) -> [FirewallSet] {
+        let entries: RuntimeEntries
+        if let given { entries = given } else {
+            do { entries = try RuntimeEntries.load(path: config.entriesFile) } catch { throw PlanError("run-time entries: \(error)") }
+        }
         var chosen = config.profiles.filter { $0.scope == .fullServer }
         if let profile {
             guard let p = config.profile(named: profile) else {
@@ -82,6 +127,7 @@ public enum SetPlanner {
                                         addresses: policy.allowedSet(family, countries: maps[family]!),
                                         origin: "profile \(p.name)"))
             }
+            sets += RuntimeSets.plan(config: config, profile: p, policy: policy, entries: entries, now: now)
         }
         if perCountry {
             for family in IPFamily.allCases {
@@ -90,7 +136,7 @@ public enum SetPlanner {
                 for (code, intervals) in byCountry.sorted(by: { $0.key < $1.key }) {
                     sets.append(FirewallSet(name: "geogate-cc-\(code.description.lowercased())-v\(family == .v4 ? 4 : 6)",
                                             family: family, addresses: AddressSet(family: family, intervals: intervals),
-                                            origin: "country \(code)"))
+                                            origin: "country \(code)", kind: .country))
                 }
             }
         }

@@ -45,20 +45,23 @@ public final class IPSetKernel {
         return n >= 0 ? Int(n) : nil
     }
 
-    public func createHashNet(_ name: String, family: IPFamily, hashSize: Int, maxElements: Int) throws(IPSetError) {
-        try check(gg_ipset_create_hash_net(ctx, name, family == .v4 ? 4 : 6, UInt32(hashSize), UInt32(maxElements)),
+    /// `withTimeout`: elements may carry timeouts (run-time entries' sets).
+    public func createHashNet(_ name: String, family: IPFamily, hashSize: Int, maxElements: Int, withTimeout: Bool = false) throws(IPSetError) {
+        try check(gg_ipset_create_hash_net(ctx, name, family == .v4 ? 4 : 6, UInt32(hashSize), UInt32(maxElements), withTimeout ? 1 : 0),
                   "creating ipset \(name)")
     }
 
-    /// Adds every network (batched), then commits.
-    public func add(_ cidrs: [CIDR], to name: String) throws(IPSetError) {
+    /// Adds every network (batched), then commits; `timeouts` (seconds, 0: none),
+    /// one per network, for a set made with timeouts.
+    public func add(_ cidrs: [CIDR], timeouts: [UInt32]? = nil, to name: String) throws(IPSetError) {
         var bytes = [UInt8](repeating: 0, count: 16)
         for (i, cidr) in cidrs.enumerated() {
             let width = cidr.family == .v4 ? 4 : 16
             for b in 0..<width {
                 bytes[b] = UInt8(truncatingIfNeeded: cidr.address >> UInt128(8 * (width - 1 - b)))
             }
-            let r = gg_ipset_add_net(ctx, name, cidr.family == .v4 ? 4 : 6, bytes, UInt8(cidr.prefixLength), UInt32(i + 1))
+            let r = gg_ipset_add_net(ctx, name, cidr.family == .v4 ? 4 : 6, bytes, UInt8(cidr.prefixLength), UInt32(i + 1),
+                                     timeouts.map { Int64($0[i]) } ?? -1)
             try check(r, "adding \(cidr) to ipset \(name)")
         }
         try check(gg_ipset_commit(ctx), "adding to ipset \(name)")

@@ -14,11 +14,16 @@ public enum OpenFilter {
     /// True while the filter is switched open.
     public static func isOpen(_ config: GeoGateConfig) -> Bool { access(config.openMarkerFile, F_OK) == 0 }
 
-    /// The planned profile sets (per-country sets stay as they are), each holding every address of its family instead.
+    /// The planned profile sets, each holding every address of its family instead,
+    /// and the run-time block sets emptied (per-country and run-time allow sets stay
+    /// as they are): nobody is dropped.
     public static func opened(_ sets: [FirewallSet]) -> [FirewallSet] {
         sets.map {
-            $0.origin.hasPrefix("country") ? $0
-                : FirewallSet(name: $0.name, family: $0.family, addresses: .all($0.family), origin: "\($0.origin), switched open")
+            switch $0.kind {
+            case .country, .runtimeAllow: $0
+            case .profile: FirewallSet(name: $0.name, family: $0.family, addresses: .all($0.family), origin: "\($0.origin), switched open")
+            case .runtimeBlock: FirewallSet(name: $0.name, family: $0.family, elements: [], origin: "\($0.origin), switched open", kind: .runtimeBlock)
+            }
         }
     }
 

@@ -70,7 +70,7 @@ public struct SetLoader {
     public static func lockouts(_ sets: [FirewallSet], connections: [Lockout.Connection]) -> [(Lockout.Connection, String)] {
         var out: [(Lockout.Connection, String)] = []
         for c in connections {
-            for set in sets where set.family == c.peer.family && !set.origin.hasPrefix("country") {
+            for set in sets where set.family == c.peer.family && set.kind == .profile {
                 if !set.addresses.contains(c.peer.value) { out.append((c, set.name)) }
             }
         }
@@ -112,12 +112,13 @@ public struct SetLoader {
         do throws(IPSetError) {
             for (set, temporary) in zip(changed, names) {
                 try transaction.registry.record(temporary, family: set.family, temporary: true)
-                try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements)
+                try kernel.createHashNet(temporary, family: set.family, hashSize: set.hashSize, maxElements: set.maxElements,
+                                         withTimeout: set.expiries != nil)
                 let existed = try kernel.exists(set.name)
                 transaction.steps.append(.init(set: set, temporary: temporary, existed: existed,
                                                liveEntries: existed ? try kernel.count(set.name) : nil,
                                                oldDigest: registry.digest(of: set.name)))
-                try kernel.add(set.cidrs, to: temporary)
+                try kernel.add(set.cidrs, timeouts: set.timeouts(now: Int64(time(nil))), to: temporary)
                 do { try FaultInjection.check("sets-fill") } catch { throw IPSetError("filling \(temporary): \(error)") }
             }
         } catch {
@@ -133,7 +134,8 @@ public struct SetLoader {
     /// digest recorded when geogate filled it matches, and the kernel's entry count
     /// too (a hand-made `ipset add`/`del` changes it; a full check is `apply --dry-run`).
     func holdsAlready(_ set: FirewallSet) throws(IPSetError) -> Bool {
-        guard registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
+        // Run-time sets are always reloaded: their timeouts count down.
+        guard set.expiries == nil, registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
               try kernel.exists(set.name) else { return false }
         return try kernel.count(set.name) == set.cidrs.count
     }

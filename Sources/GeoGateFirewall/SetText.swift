@@ -1,4 +1,7 @@
 import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `ipset restore` text that replaces each set atomically: the live set is created
 /// first if missing (so a mismatch stops the restore before anything changed), a
@@ -9,15 +12,20 @@ import GeoGateCore
 /// live sets are geogate's, and takes the run lock; a bare restore cannot.)
 public enum IPSetText {
     public static func render(_ sets: [FirewallSet], into out: inout String,
-                              tag: String = String(UInt64.random(in: 0..<(1 << 40)), radix: 16)) {
+                              tag: String = String(UInt64.random(in: 0..<(1 << 40)), radix: 16), now: Int64 = Int64(time(nil))) {
         for (i, set) in sets.enumerated() {
             let temporary = "gg-\(tag)-\(i)"
             let family = set.family == .v4 ? "inet" : "inet6"
-            let create = "hash:net family \(family) hashsize \(set.hashSize) maxelem \(set.maxElements)"
+            // Run-time sets take element timeouts (`timeout 0`: none by default).
+            let create = "hash:net family \(family) hashsize \(set.hashSize) maxelem \(set.maxElements)" + (set.expiries != nil ? " timeout 0" : "")
             out += "create \(set.name) \(create) -exist\n"
             out += "create \(temporary) \(create) -exist\n"
             out += "flush \(temporary)\n"
-            for cidr in set.cidrs { out += "add \(temporary) \(cidr)\n" }
+            if let timeouts = set.timeouts(now: now) {
+                for (cidr, t) in zip(set.cidrs, timeouts) { out += "add \(temporary) \(cidr) timeout \(t)\n" }
+            } else {
+                for cidr in set.cidrs { out += "add \(temporary) \(cidr)\n" }
+            }
             out += "swap \(temporary) \(set.name)\n"
             out += "destroy \(temporary)\n"
         }
@@ -31,12 +39,22 @@ public enum IPSetText {
 public enum NFTText {
     public static let table = "geogate"
 
-    public static func render(_ sets: [FirewallSet], into out: inout String) {
+    public static func render(_ sets: [FirewallSet], into out: inout String, now: Int64 = Int64(time(nil))) {
         out += "add table inet \(table)\n"
         for set in sets {
             let type = set.family == .v4 ? "ipv4_addr" : "ipv6_addr"
-            out += "add set inet \(table) \(set.name) { type \(type); flags interval; }\n"
+            out += "add set inet \(table) \(set.name) { type \(type); flags interval\(set.expiries != nil ? ", timeout" : ""); }\n"
             out += "flush set inet \(table) \(set.name)\n"
+            // Run-time sets: their disjoint CIDRs, each with its timeout (none: until unlisted).
+            if let timeouts = set.timeouts(now: now) {
+                for start in stride(from: 0, to: set.cidrs.count, by: 1000) {
+                    let end = min(start + 1000, set.cidrs.count)
+                    out += "add element inet \(table) \(set.name) { "
+                    out += (start..<end).map { set.cidrs[$0].description + (timeouts[$0] > 0 ? " timeout \(timeouts[$0])s" : "") }.joined(separator: ", ")
+                    out += " }\n"
+                }
+                continue
+            }
             var line = 0
             for interval in set.addresses.intervals {
                 if line == 0 { out += "add element inet \(table) \(set.name) { " } else { out += ", " }

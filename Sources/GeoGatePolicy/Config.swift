@@ -47,6 +47,8 @@ public struct GeoGateConfig: Sendable {
     /// `backend:`, where `apply` and `refresh` load the full-server sets: ipset
     /// (libipset, for iptables rules) or nft (libnftables, table inet geogate).
     public var backend = "ipset"
+    /// `entries:`, run-time allow and block entries (`geogate allow|block|unlist`).
+    public var entries = EntriesConfig()
 
     /// The one lock of `apply`, `refresh` and `rollback`.
     public var lockFile: String { runtimeDirectory + "/geogate.lock" }
@@ -54,6 +56,8 @@ public struct GeoGateConfig: Sendable {
     public var setRecordFile: String { runtimeDirectory + "/sets" }
     /// Present while the full-server filter is switched open (`apply --open`).
     public var openMarkerFile: String { stateDirectory + "/filter-open" }
+    /// The run-time entries of every profile (RuntimeEntries).
+    public var entriesFile: String { stateDirectory + "/entries" }
 
     /// ipset's limit is 31 characters (temporary sets have names of their own).
     public static let maxSetNameLength = 31
@@ -69,6 +73,11 @@ public struct GeoGateConfig: Sendable {
     }
 
     public func policy(_ profile: Profile) -> Policy { Policy(profile: profile, trusted: trusted) }
+
+    /// The policy with the profile's live run-time entries.
+    public func policy(_ profile: Profile, entries: RuntimeEntries, now: Int64) -> Policy {
+        Policy(profile: profile, trusted: trusted, entries: EntryTable(entries.entries(profile: profile.name, now: now)))
+    }
 
     public static func load(path: String) throws(ConfigError) -> GeoGateConfig {
         let bytes: [UInt8]
@@ -122,6 +131,18 @@ public struct GeoGateConfig: Sendable {
 }
 
 /// The `daemon:` section: where `geogate serve` listens and its limits.
+/// `entries:`, run-time allow and block entries.
+public struct EntriesConfig: Sendable, Equatable {
+    /// `max-per-profile:`, live entries a profile may hold; the next is refused, so
+    /// a caller that may add entries cannot fill the kernel's sets. 0 turns
+    /// run-time entries off.
+    public var maxPerProfile = 1000
+    /// `group:`, whose members may add and remove entries over the daemon's socket
+    /// (root and the daemon's own user always may); nil: only those two.
+    public var group: String?
+    public init() {}
+}
+
 public struct DaemonConfig: Sendable, Equatable {
     /// Which decisions the daemon logs, one stable line each (for fail2ban).
     public enum DecisionLogging: String, Sendable, Equatable {
@@ -237,7 +258,9 @@ struct Reader {
         var lockWait: Int?
         var adoptSets: [String] = []
         var backend = "ipset"
-        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "state-dir", "lock-wait", "adopt-sets", "backend"]
+        var entries = EntriesConfig()
+        let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "state-dir", "lock-wait", "adopt-sets", "backend",
+                                  "entries"]
         for (name, _, value) in try mapping(root, "", allowed: known) {
             switch name {
             case "database": database = try string(value, name)
@@ -251,6 +274,20 @@ struct Reader {
                 for (item, itemKey) in try list(value, name) { adoptSets.append(try string(item, itemKey)) }
             case "daemon": daemon = try daemonConfig(value); daemonNode = value
             case "refresh": refresh = try refreshConfig(value)
+            case "entries":
+                for (k, _, v) in try mapping(value, "entries", allowed: ["max-per-profile", "group"]) {
+                    if k == "group" {
+                        let group = try string(v, "entries.group")
+                        guard !group.isEmpty, group.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A }) else {
+                            throw fail(v, "entries.group", "not a group name")
+                        }
+                        entries.group = group
+                    } else {
+                        let text = try string(v, "entries.max-per-profile")
+                        guard let n = Int(text), n >= 0, n <= 1_000_000 else { throw fail(v, "entries.max-per-profile", "\"\(text)\" is not a count from 0 to 1000000") }
+                        entries.maxPerProfile = n
+                    }
+                }
             case "trusted":
                 var useDefaults = true
                 var extra: [CIDR] = []
@@ -283,6 +320,7 @@ struct Reader {
         if let lockWait { config.lockWaitSeconds = lockWait }
         config.adoptSets = adoptSets
         config.backend = backend
+        config.entries = entries
         return config
     }
 

@@ -1,4 +1,7 @@
 import GeoGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The answer for one address, with the rule that gave it.
 public struct Decision: Sendable, Equatable, CustomStringConvertible {
@@ -17,6 +20,9 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     case trusted(CIDR)
     case allowNetwork(CIDR)
     case blockNetwork(CIDR)
+    /// A run-time entry (`geogate allow` / `geogate block`).
+    case runtimeAllow(CIDR)
+    case runtimeBlock(CIDR)
     case countryAllowed, countryNotAllowed, countryDenied, countryNotDenied
     case noCountry
 
@@ -26,6 +32,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .trusted: "trusted"
         case .allowNetwork: "allow-network"
         case .blockNetwork: "block-network"
+        case .runtimeAllow: "runtime-allow"
+        case .runtimeBlock: "runtime-block"
         case .countryAllowed: "country-allowed"
         case .countryNotAllowed: "country-not-allowed"
         case .countryDenied: "country-denied"
@@ -37,7 +45,7 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     /// The network of a network rule.
     public var network: CIDR? {
         switch self {
-        case .trusted(let n), .allowNetwork(let n), .blockNetwork(let n): n
+        case .trusted(let n), .allowNetwork(let n), .blockNetwork(let n), .runtimeAllow(let n), .runtimeBlock(let n): n
         default: nil
         }
     }
@@ -49,8 +57,13 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
 /// `check`, the daemon and (as set algebra) the firewall sets:
 /// 1. trusted networks are allowed;
 /// 2. else the most specific always-allowed / always-blocked network decides;
-/// 3. else the country rule;
-/// 4. else (no country) the profile's no-country verdict.
+/// 3. else a live run-time entry: any block holding the address denies, else any
+///    allow allows (`geogate block` / `geogate allow`; the most specific is named);
+/// 4. else the country rule;
+/// 5. else (no country) the profile's no-country verdict.
+/// The admin's static rules come before run-time entries on purpose: a caller
+/// allowed to add entries (a web application) can neither open a blocked network
+/// nor lock out a trusted one.
 /// A class: the daemon decides with one per profile per request, and a reference
 /// is cheaper to hand around than the lists inside.
 public final class Policy: Sendable {
@@ -58,17 +71,27 @@ public final class Policy: Sendable {
     public let trusted: TrustedNetworks
     let allowNetworks: NetworkMatcher
     let blockNetworks: NetworkMatcher
+    /// The profile's run-time entries (empty unless given).
+    public let entries: EntryTable
 
-    public init(profile: Profile, trusted: TrustedNetworks) {
+    public init(profile: Profile, trusted: TrustedNetworks, entries: EntryTable = .empty) {
         self.profile = profile
         self.trusted = trusted
+        self.entries = entries
         allowNetworks = NetworkMatcher(profile.allowNetworks)
         blockNetworks = NetworkMatcher(profile.blockNetworks)
     }
 
+    /// The same policy with these run-time entries (the profile's, live ones).
+    public func with(entries: [RuntimeEntry]) -> Policy {
+        Policy(profile: profile, trusted: trusted, entries: EntryTable(entries))
+    }
+
     /// The decision for `address`, whose country (from the trie) is `country`.
     /// IPv4-mapped IPv6 addresses are decided as their IPv4 address.
-    public func decide(_ address: IPAddress, country: CountryCode?) -> Decision {
+    /// `now`: the clock run-time entries expire by (Unix seconds); read only when
+    /// the profile has entries.
+    public func decide(_ address: IPAddress, country: CountryCode?, now: Int64? = nil) -> Decision {
         let address = address.unmappedIPv4 ?? address
         if let net = trusted.network(containing: address) {
             return Decision(verdict: .allow, country: country, reason: .trusted(net))
@@ -76,6 +99,10 @@ public final class Policy: Sendable {
         if let (net, allow) = mostSpecificNetwork(containing: address) {
             return Decision(verdict: allow ? .allow : .deny, country: country,
                             reason: allow ? .allowNetwork(net) : .blockNetwork(net))
+        }
+        if !entries.isEmpty, let (action, net) = entries.match(address, now: now ?? Int64(time(nil))) {
+            return Decision(verdict: action == .allow ? .allow : .deny, country: country,
+                            reason: action == .allow ? .runtimeAllow(net) : .runtimeBlock(net))
         }
         if let country {
             let allowed = profile.allows(country: country)
@@ -125,5 +152,54 @@ public final class Policy: Sendable {
         }
         // 1: trusted.
         return allowed.union(trusted.set(family))
+    }
+}
+
+// MARK: - Run-time entries as kernel sets
+
+extension Policy {
+    /// Where run-time entries decide: every address of `family` but the trusted
+    /// and the static networks, which come before them in the precedence.
+    public func runtimeRegion(_ family: IPFamily) -> AddressSet {
+        let statics = (profile.allowNetworks + profile.blockNetworks).filter { $0.family == family }
+        return AddressSet.all(family).subtracting(AddressSet(family: family, cidrs: statics).union(trusted.set(family)))
+    }
+
+    /// The kernel elements of one action's run-time entries: the part of each live
+    /// entry inside `runtimeRegion`, as CIDRs, each with the latest expiry of the
+    /// entries holding it (nil: until unlisted). The elements are disjoint (nft's
+    /// interval sets refuse overlaps), so nested entries are painted from the
+    /// longest-lived down. With the firewall's rule order (block set: drop; allow
+    /// set: accept; profile set: accept; else drop) the kernel then decides every
+    /// address as `decide` does (PolicyTests check it address by address).
+    public func runtimeElements(_ action: RuntimeEntry.Action, _ family: IPFamily, entries: [RuntimeEntry],
+                                now: Int64) -> [(cidr: CIDR, expires: Int64?)] {
+        let region = runtimeRegion(family)
+        let live = entries.filter {
+            $0.action == action && $0.network.family == family && $0.profile == profile.name && $0.isLive(at: now)
+        }.sorted { ($0.network.first, $0.network.prefixLength) < ($1.network.first, $1.network.prefixLength) }
+        var out: [(cidr: CIDR, expires: Int64?)] = []
+        var i = 0
+        while i < live.count {
+            // A cluster: entries that overlap (CIDRs nest or are disjoint).
+            var j = i + 1
+            var last = live[i].network.last
+            while j < live.count && live[j].network.first <= last {
+                last = max(last, live[j].network.last)
+                j += 1
+            }
+            let cluster = live[i..<j].sorted { ($0.expires ?? .max) > ($1.expires ?? .max) }
+            var painted = AddressSet(family: family)
+            for entry in cluster {
+                var piece = AddressSet(family: family, cidrs: [entry.network]).intersection(region)
+                if cluster.count > 1 {
+                    piece = piece.subtracting(painted)
+                    painted = painted.union(piece)
+                }
+                for cidr in piece.cidrs() { out.append((cidr, entry.expires)) }
+            }
+            i = j
+        }
+        return out
     }
 }

@@ -129,3 +129,13 @@ struct NetworkMatcher: Sendable {
         return best?.network
     }
 }
+
+extension Profile {
+    /// The kernel sets of the profile's run-time entries, `<set-name>-rt-block-v4`
+    /// and so on; nil when such a name would be over ipset's 31 characters (a long
+    /// set-name): that profile's run-time entries are then refused.
+    public func runtimeSetName(_ action: RuntimeEntry.Action, _ family: IPFamily) -> String? {
+        let name = "\(setName)-rt-\(action.rawValue)-v\(family == .v4 ? 4 : 6)"
+        return name.utf8.count <= GeoGateConfig.maxSetNameLength ? name : nil
+    }
+}

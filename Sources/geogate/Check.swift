@@ -39,7 +39,14 @@ struct Check: ParsableCommand {
                 printError("geogate: no profile \"\(profile)\" in \(cfg.path) (profiles: \(cfg.profiles.map(\.name).joined(separator: ", ")))")
                 throw ExitCode(2)
             }
-            answer = cfg.policy(p).decide(ip, country: trie.country(of: ip)).description
+            // With the run-time entries (`geogate allow|block`), as the daemon and the kernel sets have them.
+            let now = Int64(time(nil))
+            let entries: RuntimeEntries
+            do { entries = try RuntimeEntries.load(path: cfg.entriesFile) } catch {
+                printError("geogate: \(error)")
+                throw ExitCode(2)
+            }
+            answer = cfg.policy(p, entries: entries, now: now).decide(ip, country: trie.country(of: ip), now: now).description
         }
         if answer.hasPrefix("ALLOW ") { print(answer); return }
         if answer.hasPrefix("DENY ") { print(answer); throw ExitCode(1) }

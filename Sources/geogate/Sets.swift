@@ -111,7 +111,6 @@ struct Apply: ParsableCommand {
 
     func run() throws {
         let (cfg, trie) = try options.load()
-        let planned = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
         func failed(_ error: some Error) -> ExitCode {
             printError("geogate: \(error)")
             printError("geogate: the live sets were not changed")
@@ -122,6 +121,8 @@ struct Apply: ParsableCommand {
             throw failed(error)
         }
         defer { lock.release() }
+        // Planned under the lock: the run-time entries change only while it is held.
+        let planned = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
         // Read under the lock: refresh changes sets only while holding it.
         let wasOpen = OpenFilter.isOpen(cfg)
         let opening = open || (boot && wasOpen)

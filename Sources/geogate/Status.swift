@@ -69,6 +69,13 @@ struct StatusReport: Codable {
         var message: String
     }
 
+    struct ProfileEntries: Codable {
+        var profile: String
+        var allow: Int
+        var block: Int
+        var cap: Int
+    }
+
     var state = "ok"
     var exitStatus = 0
     var config: String
@@ -78,6 +85,11 @@ struct StatusReport: Codable {
     var filterOpen = false
     var backend = "ipset"
     var sets: [SetState] = []
+    /// The full-server profiles' run-time entry sets (<set-name>-rt-block-v4 ...).
+    var runtimeSets: [SetState] = []
+    /// Per profile: live run-time entries and the cap (entries.max-per-profile).
+    var entries: [ProfileEntries] = []
+    var entriesError: String?
     var daemon: Daemon?
     var refresh = Refresh()
     var problems: [String] = []
@@ -124,9 +136,33 @@ struct StatusReport: Codable {
         // The kernel's sets against the plan, and the rules that use them.
         r.filterOpen = OpenFilter.isOpen(cfg)
         if r.filterOpen { r.degrade("the filter is switched open (`geogate apply --open`): everyone is let in; `geogate apply` closes it") }
-        if let t = trieFile, let plan = try? SetPlanner.plan(config: cfg, maps: [.v4: t.rangeMap(.v4), .v6: t.rangeMap(.v6)],
-                                                            profile: nil, perCountry: false), !plan.isEmpty {
-            r.sets = SetInspector.inspect(OpenFilter.effective(plan, config: cfg), backend: cfg.backend)
+        // Run-time entries.
+        var runtimeEntries = RuntimeEntries()
+        do { runtimeEntries = try RuntimeEntries.load(path: cfg.entriesFile) } catch {
+            r.entriesError = "\(error)"
+            r.degrade("the run-time entries cannot be read: \(error)")
+        }
+        for p in cfg.profiles {
+            let live = runtimeEntries.entries(profile: p.name, now: now)
+            r.entries.append(ProfileEntries(profile: p.name, allow: live.filter { $0.action == .allow }.count,
+                                            block: live.filter { $0.action == .block }.count, cap: cfg.entries.maxPerProfile))
+        }
+        if let t = trieFile, let fullPlan = try? SetPlanner.plan(config: cfg, maps: [.v4: t.rangeMap(.v4), .v6: t.rangeMap(.v6)],
+                                                                profile: nil, perCountry: false, entries: runtimeEntries, now: now), !fullPlan.isEmpty {
+            let effective = OpenFilter.effective(fullPlan, config: cfg)
+            let runtime = effective.filter { $0.kind == .runtimeAllow || $0.kind == .runtimeBlock }
+            r.runtimeSets = SetInspector.inspect(runtime, backend: cfg.backend)
+            for s in r.runtimeSets {
+                if !s.present {
+                    r.degrade("set \(s.name) is missing from the kernel: run-time entries are not enforced (`geogate apply`)")
+                } else if s.drifted {
+                    r.degrade("set \(s.name) differs from the run-time entries: \(s.missingEntries ?? 0) missing, \(s.extraEntries ?? 0) extra (`geogate apply`)")
+                } else if s.rules.isEmpty && s.planned > 0 {
+                    r.degrade("no rule uses set \(s.name): its \(s.planned) run-time entries are not enforced (the rules: /usr/share/doc/geogate/examples/firewall-*.sh)")
+                }
+            }
+            let plan = effective.filter { $0.kind == .profile }
+            r.sets = SetInspector.inspect(plan, backend: cfg.backend)
             for s in r.sets {
                 if !s.present {
                     r.broken("set \(s.name) is missing from the kernel (`geogate apply`; at boot, geogate-sets.service)")
@@ -216,7 +252,7 @@ struct StatusReport: Codable {
             out += "trie: ERROR \(e)\n"
         }
         out += "filter: \(filterOpen ? "SWITCHED OPEN (apply --open)" : "closed") (backend \(backend))\n"
-        for s in sets {
+        for s in sets + runtimeSets {
             var line = "set \(s.name): "
             if !s.present {
                 line += "MISSING (plan: \(s.planned) entries)"
@@ -226,6 +262,10 @@ struct StatusReport: Codable {
             }
             line += s.rules.isEmpty ? "; used by no rule" : "; used by \(s.rules.count) rule\(s.rules.count == 1 ? "" : "s") (\(Set(s.rules).sorted().joined(separator: ", ")))"
             out += line + "\n"
+        }
+        if let e = entriesError { out += "entries: ERROR \(e)\n" }
+        for e in entries {
+            out += "entries: profile \(e.profile): \(e.allow + e.block) of \(e.cap) (\(e.allow) allow, \(e.block) block)\n"
         }
         if let d = daemon {
             if d.up {

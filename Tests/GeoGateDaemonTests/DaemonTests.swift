@@ -181,7 +181,7 @@ final class Client {
         c.send("PING\n")
         let answers = c.receive(lines: 8)
         #expect(answers == [
-            "ERR unknown-command \"BOGUS\" (commands: LOOKUP CHECK INFO STATS PING RELOAD)",
+            "ERR unknown-command \"BOGUS\" (commands: LOOKUP CHECK INFO STATS PING RELOAD ALLOW BLOCK UNLIST ENTRIES)",
             "ERR syntax usage: LOOKUP <ip>",
             "ERR bad-address \"999.1.1.1\" is not an IP address",
             "ERR unknown-profile \"nope\" (profiles: full web)",

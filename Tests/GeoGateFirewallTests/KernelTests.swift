@@ -10,28 +10,6 @@ import Testing
 /// the lockout guard, and failures that must leave the live sets alone.
 @Suite(.serialized, .enabled(if: namespacesAvailable, "skipped: needs root with CAP_NET_ADMIN (network namespaces, ipset, iptables)"))
 struct KernelTests {
-    /// Joins two namespaces with a veth pair: the server has `serverAddresses`, the
-    /// client `clientAddresses` (host routes, no DAD), each routed to the other.
-    func connect(_ server: Namespace, _ client: Namespace, link: String,
-                 serverAddresses: [String], clientAddresses: [String], scratch: Scratch) -> CommandResult {
-        var script = """
-            set -e
-            ip link add \(link)s type veth peer name \(link)c
-            ip link set \(link)s netns \(server.name); ip link set \(link)c netns \(client.name)
-            ip -n \(server.name) link set \(link)s up; ip -n \(client.name) link set \(link)c up
-
-            """
-        for (ns, dev, mine, theirs) in [(server, "\(link)s", serverAddresses, clientAddresses),
-                                        (client, "\(link)c", clientAddresses, serverAddresses)] {
-            for a in mine {
-                let v6 = a.contains(":")
-                script += "ip -n \(ns.name) addr add \(a)/\(v6 ? 128 : 32) dev \(dev)\(v6 ? " nodad" : "")\n"
-            }
-            for a in theirs { script += "ip -n \(ns.name) route add \(a)/\(a.contains(":") ? 128 : 32) dev \(dev)\n" }
-        }
-        return bash(script, in: scratch)
-    }
-
     /// Every set loaded through libipset answers `ipset test` exactly as the
     /// decision (`geogate check`) does, on thousands of addresses of the real data.
     @Test func loadedSetsAgreeWithCheck() throws {
@@ -110,7 +88,8 @@ struct KernelTests {
             ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > restored
             # Sets loaded by ipset restore are not recorded as geogate's: apply takes them over only when told.
             "$GEOGATE" apply --config \(config) --db \(trie) > /dev/null 2>&1 && echo "took them unasked"
-            "$GEOGATE" apply --config \(config) --db \(trie) --adopt geogate-full-v4 --adopt geogate-full-v6 > /dev/null
+            adopt=$(for s in \(fullProfileSetNames); do printf -- '--adopt %s ' $s; done)
+            "$GEOGATE" apply --config \(config) --db \(trie) $adopt > /dev/null
             ipset save geogate-full-v6 | awk '$1 == "add" { print $3 }' | sort > applied
             cmp restored applied && echo same
             "$GEOGATE" sets --config \(config) --db \(trie) --format nft > full.nft
@@ -120,7 +99,7 @@ struct KernelTests {
             nft get element inet geogate geogate-full-v4 '{ 203.0.113.66 }' > /dev/null 2>&1 || echo not-member
             """)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout == "geogate-full-v4 geogate-full-v6 \nsame\nmember\nnot-member\n", "\(r.stderr)")
+        #expect(r.stdout == fullProfileSetNames + "\nsame\nmember\nnot-member\n", "\(r.stderr)")
     }
 
     /// A prober tests known members in a loop while the sets are swapped again and
@@ -168,7 +147,7 @@ struct KernelTests {
         #expect((lines.first?.split(separator: " ").count ?? 0) >= 12, "enough probe members: \(lines.first ?? "")")
         let probes = Int(lines.dropFirst().first?.split(separator: " ").last ?? "0") ?? 0
         #expect(probes >= 10, "the prober ran \(probes) rounds")
-        #expect(lines.last == "geogate-full-v4 geogate-full-v6 ", "no temporary set is left: \(r.stdout)")
+        #expect(lines.last.map(String.init) == fullProfileSetNames, "no temporary set is left: \(r.stdout)")
     }
 
     /// Two hosts on a veth pair: packets from an allowed country reach the server,
@@ -240,7 +219,7 @@ struct KernelTests {
         #expect(refused.stdout.hasSuffix("status 1\n"), "refused, and no set was created: \(refused.stdout)")
         #expect(refused.stderr.contains("refusing to apply"))
         let forced = server.run("\"$GEOGATE\" apply --config \(config) --db \(trie) --force; echo status $?; ipset list -n | sort | tr '\\n' ' '")
-        #expect(forced.stdout.hasSuffix("status 0\ngeogate-full-v4 geogate-full-v6 "), "\(forced.stdout) \(forced.stderr)")
+        #expect(forced.stdout.hasSuffix("status 0\n" + fullProfileSetNames), "\(forced.stdout) \(forced.stderr)")
     }
 
     /// Finding 9: a SIP phone in a to-be-blocked country, registered over UDP 5060
@@ -339,10 +318,11 @@ struct SetTextTests {
         let it = CountryCode("IT")!
         let map4 = RangeMap(family: .v4, normalized: [AddressRange(start: IPAddress("198.51.100.0")!.value, end: IPAddress("198.51.100.255")!.value, country: it)])
         let sets = try SetPlanner.plan(config: config, maps: [.v4: map4, .v6: RangeMap(family: .v6)], profile: nil, perCountry: true)
-        #expect(sets.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-cc-it-v4"])
+        #expect(sets.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-full-rt-block-v4", "geogate-full-rt-block-v6",
+                                     "geogate-full-rt-allow-v4", "geogate-full-rt-allow-v6", "geogate-cc-it-v4"])
         #expect(sets[0].hashSize == 1024 && sets[0].maxElements == 65536)
         var text = ""
-        IPSetText.render([sets[2]], into: &text, tag: "5eed")
+        IPSetText.render([sets[6]], into: &text, tag: "5eed")
         #expect(text == """
             create geogate-cc-it-v4 hash:net family inet hashsize 1024 maxelem 65536 -exist
             create gg-5eed-0 hash:net family inet hashsize 1024 maxelem 65536 -exist
@@ -353,7 +333,7 @@ struct SetTextTests {
 
             """)
         var nft = ""
-        NFTText.render([sets[2]], into: &nft)
+        NFTText.render([sets[6]], into: &nft)
         #expect(nft == """
             add table inet geogate
             add set inet geogate geogate-cc-it-v4 { type ipv4_addr; flags interval; }

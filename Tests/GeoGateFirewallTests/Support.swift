@@ -129,3 +129,29 @@ let testConfig = """
         no-country: deny
 
     """
+
+/// The sets `apply` keeps for profile `full`: its own two and the four of its
+/// run-time entries, as `ipset list -n | sort | tr '\\n' ' '` prints them.
+let fullProfileSetNames = "geogate-full-rt-allow-v4 geogate-full-rt-allow-v6 geogate-full-rt-block-v4 geogate-full-rt-block-v6 geogate-full-v4 geogate-full-v6 "
+
+/// Joins two namespaces with a veth pair: the server has `serverAddresses`, the
+/// client `clientAddresses` (host routes, no DAD), each routed to the other.
+func connect(_ server: Namespace, _ client: Namespace, link: String,
+             serverAddresses: [String], clientAddresses: [String], scratch: Scratch) -> CommandResult {
+    var script = """
+        set -e
+        ip link add \(link)s type veth peer name \(link)c
+        ip link set \(link)s netns \(server.name); ip link set \(link)c netns \(client.name)
+        ip -n \(server.name) link set \(link)s up; ip -n \(client.name) link set \(link)c up
+
+        """
+    for (ns, dev, mine, theirs) in [(server, "\(link)s", serverAddresses, clientAddresses),
+                                    (client, "\(link)c", clientAddresses, serverAddresses)] {
+        for a in mine {
+            let v6 = a.contains(":")
+            script += "ip -n \(ns.name) addr add \(a)/\(v6 ? 128 : 32) dev \(dev)\(v6 ? " nodad" : "")\n"
+        }
+        for a in theirs { script += "ip -n \(ns.name) route add \(a)/\(a.contains(":") ? 128 : 32) dev \(dev)\n" }
+    }
+    return bash(script, in: scratch)
+}

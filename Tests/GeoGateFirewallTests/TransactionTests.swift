@@ -45,7 +45,7 @@ struct TransactionTests {
         #expect(r.stderr.contains("missing/live.trie") && r.stderr.contains("nothing changed"), "\(r.stderr)")
         #expect(!r.stderr.contains("sets: swapped in"), "\(r.stderr)")
         #expect(ns.run("ipset save | sort").stdout == before, "the kernel sets are the old ones")
-        #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == "geogate-full-v4 geogate-full-v6 ", "no temporary set is left")
+        #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == fullProfileSetNames, "no temporary set is left")
     }
 
     /// A failure injected at every step of a refresh: the trie, the kernel sets and
@@ -174,7 +174,7 @@ struct TransactionTests {
                 #expect(saved == plans[0][index] || saved == plans[1][index],
                         "round \(round): \(name) holds \(saved.count) entries, neither plan (\(plans[0][index].count), \(plans[1][index].count))")
             }
-            #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == "geogate-full-v4 geogate-full-v6 ", "round \(round)")
+            #expect(ns.run("ipset list -n | sort | tr '\\n' ' '").stdout == fullProfileSetNames, "round \(round)")
         }
         // Those that waited for another's lock said so.
         let waited = ns.run("cat a.err b.err").stdout

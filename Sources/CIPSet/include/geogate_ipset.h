@@ -25,10 +25,13 @@ int gg_ipset_exists(gg_ipset *ctx, const char *name);
 int gg_ipset_header(gg_ipset *ctx, const char *name, char type[32], int *family);
 /* The entry count the kernel reports for a set; -1 when it does not say, -2 on error. */
 int64_t gg_ipset_count(gg_ipset *ctx, const char *name);
-int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem);
+/// `with_timeout`: the set takes element timeouts (`timeout 0`: none by default).
+int gg_ipset_create_hash_net(gg_ipset *ctx, const char *name, int family, uint32_t hashsize, uint32_t maxelem, int with_timeout);
 /// Queues an add; adds to one set are sent in batches, as `ipset restore` does.
 /// `sequence` (from 1) is echoed in the kernel's error for a bad entry.
-int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, uint32_t sequence);
+/// `timeout` (seconds, 0: none) only for a set made with timeouts; -1 gives none.
+int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, uint32_t sequence,
+                     int64_t timeout);
 /// Sends queued adds.
 int gg_ipset_commit(gg_ipset *ctx);
 int gg_ipset_swap(gg_ipset *ctx, const char *from, const char *to);
