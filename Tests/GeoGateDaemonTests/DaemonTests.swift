@@ -29,8 +29,11 @@ final class Daemon {
         triePath = directory + "/countries.trie"
         configPath = directory + "/geogate.conf"
         try Daemon.compile(nil, to: triePath)
+        // The run lock, the set record and the run-time entries stay in the test's directory.
         try """
             database: \(triePath)
+            runtime-dir: \(directory)/run
+            state-dir: \(directory)/state
             daemon:
               socket: \(socket)
               socket-mode: "\(socketMode)"
@@ -550,6 +553,30 @@ final class Client {
         #expect(down == "false true", "fail-closed and fail-open when the daemon is down")
         let errors = (try? String(contentsOfFile: d.directory + "/php-errors.log", encoding: .utf8)) ?? ""
         #expect(errors.contains("geogate: cannot connect to") && errors.contains("ERR unknown-profile"), "\(errors)")
+    }
+}
+
+extension ClientTests {
+    /// geogate_trust() after a login: the address is allowed at once, for the
+    /// time given, then refused again; bad arguments and refusals are false.
+    @Test func phpTrustAllowsAnAddressForItsTime() throws {
+        let d = try Daemon()
+        defer { _ = d.stop() }
+        let s = "'\(d.socket)'"
+        let answers = php("""
+            $a = fn() => var_export(geogate_allowed('web', '2.16.0.1', false, \(s)), true);
+            echo $a(), ' ', var_export(geogate_trust('web', '2.16.0.1', 2, "login alice\\n\\x1b[31m", \(s)), true), ' ', $a(), ' ';
+            echo var_export(geogate_trust('web', 'not-an-ip', 2, '', \(s)), true), ' ';
+            echo var_export(geogate_trust('nope', '2.16.0.1', 2, '', \(s)), true), ' ';
+            echo var_export(geogate_trust('web', '2.16.0.1', 0, '', \(s)), true), ' ';
+            sleep(3);
+            echo $a();
+            """, in: d)
+        #expect(answers == "false true true false false false false", "\(answers)")
+        let stored = (try? String(contentsOfFile: d.directory + "/state/entries", encoding: .utf8)) ?? ""
+        #expect(stored.contains("allow web 2.16.0.1/32 ") && stored.hasSuffix(" login alice??[31m\n"), "one printable line: \(stored)")
+        let errors = (try? String(contentsOfFile: d.directory + "/php-errors.log", encoding: .utf8)) ?? ""
+        #expect(errors.contains("ERR bad-request no profile \"nope\""), "\(errors)")
     }
 }
 
