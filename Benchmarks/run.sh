@@ -4,14 +4,14 @@
 # Benchmarks/thresholds.env.
 #
 #   bash Benchmarks/run.sh                    # everything, about three minutes
-#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, lookup, sets, daemon
+#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, lookup, sets, entries, daemon
 #
 # Not part of the test suite: shared, noisy machines make timings poor assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Benchmarks/thresholds.env
 
-sections="${*:-compiler lookup sets daemon}"
+sections="${*:-compiler lookup sets entries daemon}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 bash Scripts/install-deps.sh bench
@@ -149,6 +149,43 @@ same=$(median "$work/same.txt"); changed=$(median "$work/changed.txt"); restore=
 echo "geogate apply, nothing changed: $same ms; changed: $changed ms; ipset restore of the same sets: $restore ms (medians of $APPLY_ROUNDS)"
 check "ipset restore / geogate apply (changed)" "$(awk "BEGIN { printf \"%.2f\", $restore / $changed }")" ">=" "$APPLY_RATIO_MIN"
 check "ipset restore / geogate apply (unchanged)" "$(awk "BEGIN { printf \"%.2f\", $restore / ($same > 0 ? $same : 1) }")" ">=" "$APPLY_RATIO_MIN"
+fi
+
+if wants entries; then
+echo "== run-time entries: a block reaching the kernel, against \`ipset add\` (fail2ban's ipset action); daemon memory per 10,000 entries"
+# In a namespace of its own: the daemon answers BLOCK only after the run-time set
+# was swapped in, so a request's round trip is the time to the kernel. Measured
+# with no other entry and with 10,000 (each change rebuilds its family's set).
+ns="gg-bench-entries-$$"
+ip netns add "$ns"
+printf '%s\n' "database: $work/countries.trie" "runtime-dir: $work/run-entries" "state-dir: $work/state-entries" \
+    "daemon:" "  socket: $work/entries.sock" "  watch-interval: 0" "entries:" "  max-per-profile: 20000" \
+    "profiles:" "  full:" "    scope: full-server" "    allow-countries: [IT, CH, FR, DE]" > "$work/entries.conf"
+mkdir -p "$work/state-entries"
+ip netns exec "$ns" ipset create gg-bench-ref hash:net timeout 0
+declare -A rss change reference
+for size in 0 10000; do
+    $bin/geogate-bench entries-file --profile full --count "$size" -o "$work/state-entries/entries"
+    ip netns exec "$ns" $bin/geogate apply --config "$work/entries.conf" > /dev/null
+    ip netns exec "$ns" $bin/geogate serve --config "$work/entries.conf" 2> "$work/entries-serve.log" &
+    daemon=$!
+    for _ in $(seq 100); do [ -S "$work/entries.sock" ] && break; sleep 0.1; done
+    echo PING | socat - UNIX-CONNECT:"$work/entries.sock" > /dev/null
+    rss[$size]=$(awk '/^VmRSS/ { print $2 }' /proc/$daemon/status)
+    out=$(ip netns exec "$ns" $bin/geogate-bench entries --socket "$work/entries.sock" --profile full --set gg-bench-ref --count "$ENTRY_CHANGES")
+    kill $daemon; wait $daemon 2>/dev/null || true
+    rm -f "$work/entries.sock"
+    echo "-- with $size entries:"
+    echo "$out"
+    change[$size]=$(echo "$out" | sed -nE 's/^geogate.*median ([0-9.]+) ms.*/\1/p')
+    reference[$size]=$(echo "$out" | sed -nE 's/^ipset add.*median ([0-9.]+) ms.*/\1/p')
+    check "run-time entry changes refused at $size entries" "$(echo "$out" | sed -nE 's/^failed: ([0-9]+)/\1/p')" "==" 0
+done
+ip netns del "$ns"
+echo "daemon resident memory: ${rss[0]} kB with no entry, ${rss[10000]} kB with 10,000 ($(( rss[10000] - rss[0] )) kB per 10,000 entries)"
+check "block to the kernel, ipset add time / geogate time, no other entry" "$(awk "BEGIN { printf \"%.2f\", ${reference[0]} / ${change[0]} }")" ">=" "$ENTRY_CHANGE_RATIO_MIN"
+check "block to the kernel with 10,000 entries, ms (median)" "${change[10000]}" "<=" "$ENTRY_CHANGE_10K_MS_MAX"
+check "daemon memory per 10,000 entries, kB" "$(( rss[10000] - rss[0] ))" "<=" "$ENTRY_MEMORY_10K_KB_MAX"
 fi
 
 if wants daemon; then

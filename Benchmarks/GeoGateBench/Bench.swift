@@ -13,7 +13,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "geogate-bench",
         abstract: "geogate benchmarks, measured against their reference in the same run.",
-        subcommands: [LookupBench.self, Queries.self, OpenBench.self, SetsBench.self, IPSetLoadBench.self, LoadBench.self, FloorServer.self])
+        subcommands: [LookupBench.self, Queries.self, OpenBench.self, SetsBench.self, IPSetLoadBench.self, LoadBench.self, FloorServer.self,
+                      EntriesBench.self, EntriesFile.self])
 }
 
 /// `lookup --db FILE --queries FILE [--mmdb FILE]`: lookups per second, geogate and

@@ -186,6 +186,32 @@ int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t 
     return gg_done(ctx, ipset_cmd(s, IPSET_CMD_ADD, sequence), "add failed");
 }
 
+int gg_ipset_change_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, int add,
+                        int64_t timeout) {
+    if (gg_ipset_commit(ctx) < 0) return -1;
+    struct ipset_session *s = ctx->session;
+    enum ipset_cmd cmd = add ? IPSET_CMD_ADD : IPSET_CMD_DEL;
+    uint8_t proto = gg_nfproto(family);
+    union nf_inet_addr ip;
+    memset(&ip, 0, sizeof ip);
+    memcpy(&ip, address, family == 6 ? 16 : 4);
+    if (gg_set_name(ctx, IPSET_SETNAME, name) < 0) return -1;
+    if (ipset_type_get(s, cmd) == NULL) return gg_fail(ctx, "cannot find the set");
+    ctx->add_type = NULL; /* the batched adds look their set up again */
+    if (ipset_session_data_set(s, IPSET_OPT_FAMILY, &proto) < 0 ||
+        ipset_session_data_set(s, IPSET_OPT_IP, &ip) < 0 ||
+        ipset_session_data_set(s, IPSET_OPT_CIDR, &prefix) < 0)
+        return gg_fail(ctx, "bad entry");
+    if (add && timeout >= 0) {
+        uint32_t seconds = (uint32_t)timeout;
+        if (ipset_session_data_set(s, IPSET_OPT_TIMEOUT, &seconds) < 0) return gg_fail(ctx, "bad entry timeout");
+    }
+    ipset_envopt_set(s, IPSET_ENV_EXIST);
+    int ret = ipset_cmd(s, cmd, 0);
+    ipset_envopt_unset(s, IPSET_ENV_EXIST);
+    return gg_done(ctx, ret, add ? "add failed" : "del failed");
+}
+
 int gg_ipset_commit(gg_ipset *ctx) {
     return gg_done(ctx, ipset_commit(ctx->session), "sending the queued adds failed");
 }

@@ -66,6 +66,7 @@ public enum EntryUpdate {
 
         // 1. The new entries, in memory.
         var entries = try RuntimeEntries.load(path: config.entriesFile)
+        let before = entries
         let summary: String
         switch change {
         case .put(let entry):
@@ -79,28 +80,56 @@ public enum EntryUpdate {
         }
         entries.prune(now: now, profiles: Set(config.profiles.map(\.name)))
 
-        // 2. The kernel sets, built aside and swapped in.
+        // 2. The kernel sets: element by element where the run-time sets are live
+        //    (ipset), else built aside and swapped in.
         var prepared: PreparedSets?
+        var elementwise: RuntimeSetChange?
         var kernel: [String] = []
         if profile.scope == .fullServer {
-            // Only the changed family's sets: the other family's elements cannot change.
             let family = switch change {
             case .put(let e): e.network.family
             case .remove(_, let n): n.family
             }
-            let planned = RuntimeSets.plan(config: config, profile: profile, policy: config.policy(profile), entries: entries, now: now)
-                .filter { $0.family == family }
+            let network = switch change {
+            case .put(let e): e.network
+            case .remove(_, let n): n
+            }
             if try profileSetsAreLoaded(profile, config: config) {
-                let sets = OpenFilter.isOpen(config) ? OpenFilter.opened(planned) : planned
+                let policy = config.policy(profile)
+                let open = OpenFilter.isOpen(config)
                 do {
-                    var p = try PreparedSets.prepare(sets, backend: config.backend) { () throws(IPSetError) in try LiveState.loader(config) }
-                    try p.switchIn()
-                    prepared = p
-                    kernel = p.reportLines
+                    if let ipset = try liveRuntimeSets(profile, family: family, config: config) {
+                        let operations = RuntimeSetChange.plan(policy: policy, network: network, old: before.entries, new: entries.entries,
+                                                               now: now, blockSetOpen: open)
+                        var c = RuntimeSetChange(kernel: ipset.kernel)
+                        try c.apply(operations, now: now)
+                        elementwise = c
+                        // What the record said these sets hold is no longer known: the next apply reloads them.
+                        var registry = ipset.registry
+                        for action in RuntimeEntry.Action.allCases {
+                            if let name = profile.runtimeSetName(action, family), registry.digest(of: name) != nil {
+                                try? registry.record(name, family: family, temporary: false, digest: nil)
+                            }
+                        }
+                        kernel = operations.isEmpty ? ["run-time sets: already as planned"]
+                            : operations.map { "\($0.operation.set): \($0.operation.add ? "added" : "deleted") \($0.operation.cidr)" }
+                    } else {
+                        let planned = RuntimeSets.plan(config: config, profile: profile, policy: policy, entries: entries, now: now)
+                            .filter { $0.family == family }
+                        let sets = open ? OpenFilter.opened(planned) : planned
+                        var p = try PreparedSets.prepare(sets, backend: config.backend) { () throws(IPSetError) in try LiveState.loader(config) }
+                        try p.switchIn()
+                        prepared = p
+                        kernel = p.reportLines
+                    }
                 } catch { throw EntryError(.failed, "kernel sets: \(error); nothing was changed") }
             } else {
                 kernel = ["the sets of profile \(profile.name) are not loaded here: `geogate apply` loads the entries with them"]
             }
+        }
+        func revertKernel() {
+            prepared?.revert()
+            elementwise?.revert(now: now)
         }
 
         // 3. The file.
@@ -110,13 +139,13 @@ public enum EntryUpdate {
             try createDirectories(config.stateDirectory)
             try entries.save(path: config.entriesFile)
         } catch {
-            prepared?.revert()
+            revertKernel()
             throw EntryError(.failed, "\(config.entriesFile): cannot write the entries: \(error); the kernel sets were put back, nothing changed")
         }
 
         // 4. The daemon.
         if reloadDaemon, let failure = Self.reloadDaemon(config) {
-            prepared?.revert()
+            revertKernel()
             if let oldFile { try? AtomicFile.write(oldFile, to: config.entriesFile) } else { unlink(config.entriesFile) }
             // It may have read the new file before it failed: once more with the old one.
             _ = Self.reloadDaemon(config)
@@ -137,6 +166,21 @@ public enum EntryUpdate {
             guard registry.owns(name, family: .v4) else { return false }
             return try IPSetKernel().exists(name)
         } catch { throw EntryError(.failed, "kernel sets: \(error); nothing was changed") }
+    }
+
+    /// A libipset session and the set record, when both run-time sets of `family`
+    /// are live here and geogate's (ipset backend): then a change goes element by
+    /// element. nil: rebuild them (nft, or sets an older release never created).
+    static func liveRuntimeSets(_ profile: Profile, family: IPFamily, config: GeoGateConfig) throws(IPSetError)
+        -> (kernel: IPSetKernel, registry: SetRegistry)? {
+        guard config.backend == "ipset" else { return nil }
+        let registry = try SetRegistry(path: config.setRecordFile)
+        let kernel = try IPSetKernel()
+        for action in RuntimeEntry.Action.allCases {
+            guard let name = profile.runtimeSetName(action, family), registry.owns(name, family: family),
+                  let header = try kernel.header(name), header.type == "hash:net" else { return nil }
+        }
+        return (kernel, registry)
     }
 
     /// RELOAD on the daemon's socket: nil when it took the new entries or is not

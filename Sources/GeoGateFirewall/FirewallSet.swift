@@ -62,7 +62,8 @@ public struct FirewallSet: Sendable {
         expiries?.map { e in e.map { UInt32(clamping: max(1, $0 - now)) } ?? 0 }
     }
 
-    /// A fingerprint of exactly what the kernel set holds (family and CIDRs): equal
+    /// A fingerprint of exactly what the kernel set holds (family, CIDRs, and the
+    /// expiries of a run-time set's elements): equal
     /// digests, equal contents. Two independent 64-bit FNV-1a variants, so an
     /// accidental match is out of reach (128 bits); it only decides whether a
     /// reload can be skipped, never what is allowed.
@@ -74,10 +75,16 @@ public struct FirewallSet: Sendable {
             b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_0193
         }
         mix(family == .v4 ? 4 : 6)
-        for c in cidrs {
+        for (i, c) in cidrs.enumerated() {
             var v = c.address
             for _ in 0..<16 { mix(UInt8(truncatingIfNeeded: v)); v >>= 8 }
             mix(UInt8(c.prefixLength))
+            // A run-time element's absolute expiry: the same entries give the same
+            // kernel elements, whose timeouts the kernel counts down itself.
+            if let expiries {
+                var e = expiries[i] ?? -1
+                for _ in 0..<8 { mix(UInt8(truncatingIfNeeded: e)); e >>= 8 }
+            }
         }
         return hexString(withUnsafeBytes(of: (a.bigEndian, b.bigEndian)) { Array($0) })
     }

@@ -67,6 +67,18 @@ public final class IPSetKernel {
         try check(gg_ipset_commit(ctx), "adding to ipset \(name)")
     }
 
+    /// Adds one network to a live set (an element already there takes the new
+    /// timeout, seconds, 0: none; nil for a set without timeouts) or deletes it (a
+    /// missing one is no error), at once.
+    public func change(_ cidr: CIDR, in name: String, add: Bool, timeout: UInt32? = nil) throws(IPSetError) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let width = cidr.family == .v4 ? 4 : 16
+        for b in 0..<width { bytes[b] = UInt8(truncatingIfNeeded: cidr.address >> UInt128(8 * (width - 1 - b))) }
+        try check(gg_ipset_change_net(ctx, name, cidr.family == .v4 ? 4 : 6, bytes, UInt8(cidr.prefixLength), add ? 1 : 0,
+                                      timeout.map { Int64($0) } ?? -1),
+                  "\(add ? "adding \(cidr) to" : "deleting \(cidr) from") ipset \(name)")
+    }
+
     public func swap(_ a: String, _ b: String) throws(IPSetError) { try check(gg_ipset_swap(ctx, a, b), "swapping ipsets \(a) and \(b)") }
     public func rename(_ a: String, to b: String) throws(IPSetError) { try check(gg_ipset_rename(ctx, a, b), "renaming ipset \(a) to \(b)") }
     public func destroy(_ name: String) throws(IPSetError) { try check(gg_ipset_destroy(ctx, name), "destroying ipset \(name)") }

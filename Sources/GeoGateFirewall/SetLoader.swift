@@ -134,8 +134,7 @@ public struct SetLoader {
     /// digest recorded when geogate filled it matches, and the kernel's entry count
     /// too (a hand-made `ipset add`/`del` changes it; a full check is `apply --dry-run`).
     func holdsAlready(_ set: FirewallSet) throws(IPSetError) -> Bool {
-        // Run-time sets are always reloaded: their timeouts count down.
-        guard set.expiries == nil, registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
+        guard registry.owns(set.name, family: set.family), registry.digest(of: set.name) == set.contentDigest,
               try kernel.exists(set.name) else { return false }
         return try kernel.count(set.name) == set.cidrs.count
     }

@@ -142,39 +142,79 @@ public struct RuntimeEntries: Sendable, Equatable {
         return try parse(bytes, path: path)
     }
 
+    /// Parses the file in place (no copy per line or field: a daemon with
+    /// thousands of entries reads it on every change).
     public static func parse(_ bytes: [UInt8], path: String) throws(EntryError) -> RuntimeEntries {
         var out: [RuntimeEntry] = []
-        var sawVersion = false
-        var lineNumber = 0
-        for raw in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if raw.isEmpty || raw.first == 0x23 { continue }  // blank, or "#"
-            func fail(_ why: String) -> EntryError {
-                EntryError(.failed, "\(SafeText.field(path)):\(lineNumber): \(why): \(SafeText.bytes(raw, limit: 120)) "
-                           + "(fix or remove the line; `geogate entries` lists what is valid)")
+        let result: Result<Void, EntryError> = bytes.withUnsafeBufferPointer { all in
+            var sawVersion = false
+            var lineNumber = 0
+            var start = 0
+            while start < all.count {
+                var end = start
+                while end < all.count && all[end] != 0x0A { end += 1 }
+                lineNumber += 1
+                let line = UnsafeBufferPointer(rebasing: all[start..<end])
+                start = end + 1
+                if line.isEmpty || line[0] == 0x23 { continue }  // blank, or "#"
+                func fail(_ why: String) -> Result<Void, EntryError> {
+                    .failure(EntryError(.failed, "\(SafeText.field(path)):\(lineNumber): \(why): \(SafeText.bytes(line, limit: 120)) "
+                                        + "(fix or remove the line; `geogate entries` lists what is valid)"))
+                }
+                for byte in line where byte < 0x20 || byte == 0x7F { return fail("control characters") }
+                if !sawVersion {
+                    guard line.count == 2 && line[0] == UInt8(ascii: "v") && line[1] == UInt8(ascii: "1") else {
+                        return fail("not a geogate entries file of version v1")
+                    }
+                    sawVersion = true
+                    continue
+                }
+                // Six fields separated by single spaces, then the reason (the rest).
+                var fields: [Range<Int>] = []
+                fields.reserveCapacity(7)
+                var f = 0
+                while fields.count < 6, f <= line.count {
+                    var g = f
+                    while g < line.count && line[g] != 0x20 { g += 1 }
+                    fields.append(f..<g)
+                    f = g + 1
+                }
+                guard fields.count == 6, fields.allSatisfy({ !$0.isEmpty }) else {
+                    return fail("expected <action> <profile> <network> <expires|-> <added> <uid> [reason]")
+                }
+                func field(_ i: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[fields[i]]) }
+                func number(_ i: Int) -> Int64? {
+                    let d = field(i)
+                    guard d.count <= 18 else { return nil }
+                    var n: Int64 = 0
+                    for c in d {
+                        guard c >= 0x30 && c <= 0x39 else { return nil }
+                        n = n * 10 + Int64(c - 0x30)
+                    }
+                    return n
+                }
+                let action: RuntimeEntry.Action
+                if field(0).elementsEqual("allow".utf8) { action = .allow } else if field(0).elementsEqual("block".utf8) { action = .block } else {
+                    return fail("the action is not allow or block")
+                }
+                guard case .success(let network) = CIDR.parse(field(2)), network.prefixLength > 0 else { return fail("not a network") }
+                let expires: Int64?
+                if field(3).count == 1 && field(3)[0] == UInt8(ascii: "-") { expires = nil } else {
+                    guard let e = number(3), e > 0 else { return fail("the expiry is not a time") }
+                    expires = e
+                }
+                guard let added = number(4), let uid = number(5), uid <= Int64(UInt32.max) else {
+                    return fail("the time added or the uid is not a number")
+                }
+                let profile = String(decoding: field(1), as: UTF8.self)
+                guard Self.isProfileName(profile) else { return fail("not a profile name") }
+                let reason = f < line.count ? String(decoding: UnsafeBufferPointer(rebasing: line[f..<min(line.count, f + maxReasonBytes + 40)]), as: UTF8.self) : ""
+                out.append(RuntimeEntry(action: action, profile: profile, network: network, expires: expires, added: added,
+                                        uid: UInt32(uid), reason: reason, reasonIsStored: true))
             }
-            guard SafeText.isClean(String(decoding: raw, as: UTF8.self)) else { throw fail("control characters") }
-            if !sawVersion {
-                guard Array(raw) == Array("v1".utf8) else { throw fail("not a geogate entries file of version v1") }
-                sawVersion = true
-                continue
-            }
-            let fields = raw.split(separator: 0x20, maxSplits: 6, omittingEmptySubsequences: false)
-            guard fields.count >= 6 else { throw fail("expected <action> <profile> <network> <expires|-> <added> <uid> [reason]") }
-            func text(_ i: Int) -> String { String(decoding: fields[i], as: UTF8.self) }
-            guard let action = RuntimeEntry.Action(rawValue: text(0)) else { throw fail("the action is not allow or block") }
-            guard let network = CIDR(text(2)), network.prefixLength > 0 else { throw fail("not a network") }
-            let expires: Int64?
-            if text(3) == "-" { expires = nil } else {
-                guard let e = Int64(text(3)), e > 0 else { throw fail("the expiry is not a time") }
-                expires = e
-            }
-            guard let added = Int64(text(4)), let uid = UInt32(text(5)) else { throw fail("the time added or the uid is not a number") }
-            let profile = text(1)
-            guard Self.isProfileName(profile) else { throw fail("not a profile name") }
-            out.append(RuntimeEntry(action: action, profile: profile, network: network, expires: expires, added: added,
-                                    uid: uid, reason: fields.count > 6 ? String(text(6).prefix(maxReasonBytes + 40)) : "", reasonIsStored: true))
+            return .success(())
         }
+        try result.get()
         return RuntimeEntries(out)
     }
 
@@ -184,14 +224,41 @@ public struct RuntimeEntries: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        var text = "# geogate run-time entries: `geogate allow|block|unlist` change them (do not edit while geogate runs)\n"
-        text += "# <action> <profile> <network> <expires, Unix seconds, or - for until unlisted> <added> <uid> <reason>\n"
-        text += "v1\n"
-        for e in entries {
-            text += "\(e.action.rawValue) \(e.profile) \(e.network) \(e.expires.map(String.init) ?? "-") \(e.added) \(e.uid)"
-            text += e.reason.isEmpty ? "\n" : " \(e.reason)\n"
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + entries.count * 80)
+        out += "# geogate run-time entries: `geogate allow|block|unlist` change them (do not edit while geogate runs)\n".utf8
+        out += "# <action> <profile> <network> <expires, Unix seconds, or - for until unlisted> <added> <uid> <reason>\n".utf8
+        out += "v1\n".utf8
+        func number(_ n: Int64) {
+            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &digits) { d in
+                var v = n.magnitude, k = d.count
+                repeat { k -= 1; d[k] = UInt8(v % 10) + 0x30; v /= 10 } while v > 0 && k > 0
+                if n < 0 && k > 0 { k -= 1; d[k] = UInt8(ascii: "-") }
+                out += d[k...]
+            }
         }
-        return Array(text.utf8)
+        for e in entries {
+            out += e.action.rawValue.utf8
+            out.append(0x20)
+            out += e.profile.utf8
+            out.append(0x20)
+            out += e.network.description.utf8
+            out.append(0x20)
+            if let x = e.expires { number(x) } else { out.append(UInt8(ascii: "-")) }
+            out.append(0x20)
+            number(e.added)
+            out.append(0x20)
+            number(Int64(e.uid))
+            if !e.reason.isEmpty {
+                out.append(0x20)
+                out += e.reason.utf8
+            }
+            out.append(0x0A)
+        }
+        return out
     }
 
     /// Writes the file atomically (temp file, fsync, rename).

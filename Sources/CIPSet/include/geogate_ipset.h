@@ -34,6 +34,11 @@ int gg_ipset_add_net(gg_ipset *ctx, const char *name, int family, const uint8_t 
                      int64_t timeout);
 /// Sends queued adds.
 int gg_ipset_commit(gg_ipset *ctx);
+/// One element added (`add`: 1; an element already there takes the new timeout)
+/// or deleted (`add`: 0; a missing one is no error), sent at once: `ipset -exist
+/// add|del`. `timeout` as for gg_ipset_add_net (adds only).
+int gg_ipset_change_net(gg_ipset *ctx, const char *name, int family, const uint8_t address[16], uint8_t prefix, int add,
+                        int64_t timeout);
 int gg_ipset_swap(gg_ipset *ctx, const char *from, const char *to);
 int gg_ipset_rename(gg_ipset *ctx, const char *from, const char *to);
 int gg_ipset_destroy(gg_ipset *ctx, const char *name);
