@@ -45,7 +45,7 @@ max_len() {
 dictionary() {
     case $1 in
         tor|dbip-csv|maxmind-csv|cidr-list) echo Tests/Fuzz/dict/csv.dict ;;
-        address|rir|mmdb|config|protocol|http) echo "Tests/Fuzz/dict/$1.dict" ;;
+        address|rir|mmdb|config|protocol|http|entries|ami) echo "Tests/Fuzz/dict/$1.dict" ;;
         lookup) echo Tests/Fuzz/dict/address.dict ;;
         archive) echo Tests/Fuzz/dict/csv.dict ;;
         *) echo "" ;;

@@ -218,7 +218,7 @@ public struct RuntimeEntries: Sendable, Equatable {
         return RuntimeEntries(out)
     }
 
-    static func isProfileName(_ s: String) -> Bool {
+    public static func isProfileName(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 20
             && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }
     }

@@ -11,7 +11,7 @@ geogate=${GEOGATE_BIN:-.build/release/geogate}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config protocol http; do mkdir -p "$out/$t"; done
+for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config entries ami protocol http; do mkdir -p "$out/$t"; done
 seed() { printf '%b' "$3" > "$out/$1/$2"; }
 
 # --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
@@ -94,6 +94,16 @@ printf '\x00' > "$out/lookup/long-line"; head -c 70000 /dev/zero | tr '\0' '9' >
 seed protocol requests '\x00LOOKUP 1.0.0.1\nCHECK web 2.2.3.4\nCHECK full 10.9.1.1\ncheck full ::ffff:10.1.1.1\nINFO\nSTATS\nPING\nRELOAD test\nLOOKUP 2001:db8::1\r\n'
 seed protocol errors '\x03LOOKUP\nCHECK nope 1.2.3.4\nLOOKUP 1.2.3.4 5\nFROB\n\n   \nLOOKUP 999.1.1.1\nCHECK web\x01 1.1.1.1\nlast-without-newline'
 printf '\x07' > "$out/protocol/too-long"; head -c 1100 /dev/zero | tr '\0' 'A' >> "$out/protocol/too-long"; printf '\nPING\n' >> "$out/protocol/too-long"
+
+# --- Run-time entries: the state file, then each line as an entry request.
+seed entries state-file '# geogate run-time entries\nv1\nblock full 203.0.113.7/32 1800000600 1800000000 0 SIP scanner\nallow web 2001:db8::/48 - 1800000000 33 login alice\n'
+seed entries requests 'ALLOW full 192.0.2.44 1h phone 201 registered\nBLOCK full 203.0.113.0/24 0\nUNLIST full ::ffff:192.0.2.1\nENTRIES full\nBLOCK full 0.0.0.0/0 5\nALLOW web 10.0.0.1/8 1x\n'
+seed entries bad-network 'v1\nallow full 10.0.0.1/8 - 1 0\n'
+
+# --- Asterisk Manager Interface: byte 0 the read size, then the recorded session of the tests.
+{ printf '\x07Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n'
+  sed 's/$/\r/' Tests/GeoGateDaemonTests/ami/session.txt; } > "$out/ami/session"
+seed ami odd '\x00banner\nEvent: SuccessfulAuth\nService: PJSIP\nRemoteAddress: IPV6/UDP/::ffff:1.2.3.4/5060\nno colon here\nEvent: SuccessfulAuth\n\nRemoteAddress: IPV4/UDP/1.2.3.4\n\n'
 
 # --- HTTP auth_request endpoint: byte 0 sets the read size, then requests.
 seed http check '\x00GET /check?profile=web HTTP/1.1\r\nHost: geogate\r\nX-Real-IP: 198.51.100.9\r\n\r\nGET /check?profile=full&x=1 HTTP/1.1\r\nHost: g\r\nX-Real-IP: 2001:db8::5\r\n\r\n'

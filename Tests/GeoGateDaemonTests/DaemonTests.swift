@@ -580,6 +580,62 @@ extension ClientTests {
     }
 }
 
+/// Asterisk's security events through `geogate ami-trust`, against a recorded AMI
+/// session replayed by a test server (Tests/GeoGateDaemonTests/ami: Asterisk is
+/// not packaged for Debian 12): each phone that authenticated with a password
+/// is trusted in the daemon; failed passwords, AMI's own logins, password-less
+/// authentications and bad addresses are not; a refused login says so.
+@Suite(.serialized) struct AMITrustTests {
+    func session(_ d: Daemon, secret: String) -> (CommandResult, login: String) {
+        let ami = repositoryRoot + "/Tests/GeoGateDaemonTests/ami"
+        let portFile = d.directory + "/ami.port", loginFile = d.directory + "/ami.login"
+        unlink(portFile)
+        let server = spawn("/usr/bin/python3", [ami + "/replay.py", ami + "/session.txt", loginFile, portFile], stderr: d.directory + "/replay.log")
+        defer { kill(server, SIGKILL); var s: Int32 = 0; waitpid(server, &s, 0) }
+        for _ in 0..<100 where access(portFile, F_OK) != 0 { usleep(50_000) }
+        let port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "0"
+        try? "\(secret)\n".write(toFile: d.directory + "/ami.secret", atomically: true, encoding: .utf8)
+        let out = d.directory + "/ami.out", err = d.directory + "/ami.err"
+        let status = run(geogateBinary, ["ami-trust", "--config", d.configPath, "--profile", "full", "--for", "10m",
+                                         "--ami", "127.0.0.1:\(port)", "--username", "geogate", "--secret-file", d.directory + "/ami.secret", "--once"],
+                         stdout: out, stderr: err)
+        return (CommandResult(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                              stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""),
+                (try? String(contentsOfFile: loginFile, encoding: .utf8)) ?? "")
+    }
+
+    @Test func phonesThatAuthenticatedAreTrusted() throws {
+        let d = try Daemon()
+        defer { _ = d.stop() }
+        let (r, login) = session(d, secret: "s3cret")
+        #expect(r.status == 0 && r.stdout == "events: 9, trusted: 2\n", "\(r.stdout) \(r.stderr)")
+        #expect(login == "Action: Login\r\nUsername: geogate\r\nSecret: s3cret\r\nEvents: security\r\n\r\n")
+        let ask = { (ip: String) in (try? UnixSocketClient.ask(d.socket, "CHECK full \(ip)")) ?? "" }
+        #expect(ask("198.51.100.44").hasPrefix("ALLOW ") && ask("198.51.100.44").hasSuffix("runtime-allow 198.51.100.44/32"), "\(ask("198.51.100.44"))")
+        #expect(ask("2001:db8:2::77").hasSuffix("runtime-allow 2001:db8:2::77/128"))
+        for ip in ["192.0.2.66", "192.0.2.200", "127.0.0.1"] { #expect(!ask(ip).contains("runtime-allow"), "\(ip): \(ask(ip))") }
+        #expect((try? UnixSocketClient.ask(d.socket, "ENTRIES full")) == "OK entries=2 max=1000")
+        for line in ["trusted 198.51.100.44 for 600 s (PJSIP account 201 authenticated)", "trusted 2001:db8:2::77 for 600 s (PJSIP account 305",
+                     "service AMI is not one of IAX2,PJSIP,SIP", "account 204 authenticated without a password",
+                     "RemoteAddress IPV4/UDP/not-an-address/5060 is not an address", "the AMI closed the connection"] {
+            #expect(r.stderr.contains(line), "\(line): \(r.stderr)")
+        }
+        #expect(!r.stderr.contains("192.0.2.66"), "a failed password is not trusted: \(r.stderr)")
+        let stored = (try? String(contentsOfFile: d.directory + "/state/entries", encoding: .utf8)) ?? ""
+        #expect(stored.contains("allow full 198.51.100.44/32 ") && stored.contains(" ami PJSIP 201\n"), "\(stored)")
+    }
+
+    @Test func aRefusedLoginSaysSo() throws {
+        let d = try Daemon()
+        defer { _ = d.stop() }
+        let (r, _) = session(d, secret: "wrong")
+        #expect(r.stdout == "events: 0, trusted: 0\n" && r.stderr.contains("login as geogate refused: Authentication failed"), "\(r.stderr)")
+        let bad = run(geogateBinary, ["ami-trust", "--config", d.configPath, "--profile", "full", "--username", "x\r\nAction: Originate",
+                                      "--secret-file", d.directory + "/ami.secret", "--once"], stderr: "/dev/null")
+        #expect(bad == 2, "a user name with a line break is refused before anything is sent")
+    }
+}
+
 /// nginx guarding a login location with auth_request against geogate's HTTP socket.
 @Suite(.serialized) struct NginxTests {
     @Test func authRequestAllowsAndDeniesThroughARealNginx() throws {

@@ -46,6 +46,8 @@ public enum FuzzTargets {
         importTarget(.tor), importTarget(.dbipCSV), maxmindCSVTarget, mmdbTarget, importTarget(.rir), importTarget(.cidrList),
         archiveTarget,
         configTarget,
+        entriesTarget,
+        amiTarget,
         protocolTarget,
         httpTarget,
     ]
