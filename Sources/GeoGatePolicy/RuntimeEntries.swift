@@ -208,7 +208,7 @@ public struct RuntimeEntries: Sendable, Equatable {
                 }
                 let profile = String(decoding: field(1), as: UTF8.self)
                 guard Self.isProfileName(profile) else { return fail("not a profile name") }
-                let reason = f < line.count ? String(decoding: UnsafeBufferPointer(rebasing: line[f..<min(line.count, f + maxReasonBytes + 40)]), as: UTF8.self) : ""
+                let reason = f < line.count ? storedReason(UnsafeBufferPointer(rebasing: line[f...])) : ""
                 out.append(RuntimeEntry(action: action, profile: profile, network: network, expires: expires, added: added,
                                         uid: UInt32(uid), reason: reason, reasonIsStored: true))
             }
@@ -216,6 +216,14 @@ public struct RuntimeEntries: Sendable, Equatable {
         }
         try result.get()
         return RuntimeEntries(out)
+    }
+
+    /// A reason read from the file, bounded whatever the file holds: invalid UTF-8
+    /// becomes U+FFFD (three bytes for one), so the text is cut again after
+    /// decoding (found by the entries fuzz target).
+    static func storedReason(_ raw: UnsafeBufferPointer<UInt8>) -> String {
+        let text = String(decoding: raw.prefix(maxReasonBytes + 40), as: UTF8.self)
+        return text.utf8.count <= maxReasonBytes + 40 ? text : String(decoding: Array(text.utf8.prefix(maxReasonBytes)), as: UTF8.self)
     }
 
     public static func isProfileName(_ s: String) -> Bool {
