@@ -50,7 +50,8 @@ public final class Snapshot: Sendable {
         let trie = try TrieFile(path: triePath)
         let entries = try RuntimeEntries.load(path: config.entriesFile)
         return Snapshot(trie: trie, config: config, entries: entries,
-                        files: WatchedFiles(triePath: triePath, trie: trieIdentity, config: configIdentity), counters: counters)
+                        files: WatchedFiles(triePath: triePath, trie: trieIdentity, config: configIdentity,
+                                            dropIns: WatchedFiles.dropIns(config)), counters: counters)
     }
 
     func profile(named name: String) -> ProfileEntry? {
@@ -144,6 +145,15 @@ struct WatchedFiles: Equatable, Sendable {
     var triePath: String
     var trie: FileIdentity?
     var config: FileIdentity?
+    /// The drop-in directory (a file added, removed or renamed in changes it) and
+    /// each drop-in read. Taken after the load: an edit racing it is seen at the
+    /// next RELOAD or SIGHUP.
+    var dropIns: [FileIdentity?] = []
+
+    static func dropIns(_ config: GeoGateConfig) -> [FileIdentity?] {
+        guard let directory = config.profilesDirectory else { return [] }
+        return [FileIdentity(path: directory)] + config.dropInFiles.map { FileIdentity(path: $0) }
+    }
 }
 
 public struct ServiceError: Error, CustomStringConvertible, Sendable {
@@ -248,8 +258,10 @@ public final class LookupService: Sendable {
 
     /// The trie (named by the current config) and config files as they are now.
     func currentFiles() -> WatchedFiles {
-        let triePath = (try? GeoGateConfig.load(path: configPath).trieFile(override: database)) ?? snapshot.files.triePath
-        return WatchedFiles(triePath: triePath, trie: FileIdentity(path: triePath), config: FileIdentity(path: configPath))
+        let config = try? GeoGateConfig.load(path: configPath)
+        let triePath = (try? config?.trieFile(override: database)) ?? snapshot.files.triePath
+        return WatchedFiles(triePath: triePath, trie: FileIdentity(path: triePath), config: FileIdentity(path: configPath),
+                            dropIns: config.map(WatchedFiles.dropIns) ?? snapshot.files.dropIns)
     }
 
     /// True when the trie or config file was replaced or changed since the
@@ -257,7 +269,7 @@ public final class LookupService: Sendable {
     func filesChanged() -> Bool {
         let snap = snapshot
         let now = WatchedFiles(triePath: snap.files.triePath, trie: FileIdentity(path: snap.files.triePath),
-                               config: FileIdentity(path: configPath))
+                               config: FileIdentity(path: configPath), dropIns: WatchedFiles.dropIns(snap.config))
         guard now != snap.files else { return false }
         return lastFailedFiles.withLock { $0 } != currentFiles()
     }

@@ -49,6 +49,12 @@ public struct GeoGateConfig: Sendable {
     public var backend = "ipset"
     /// `entries:`, run-time allow and block entries (`geogate allow|block|unlist`).
     public var entries = EntriesConfig()
+    /// `profiles-dir:`, drop-in profiles, one a file (`<name>.conf`); nil when the
+    /// directory does not exist. Default: `profiles.d` beside the config file.
+    public var profilesDirectory: String?
+    /// The drop-in files read, in the order their profiles come (after the main
+    /// file's): what the daemon watches for a reload.
+    public var dropInFiles: [String] = []
 
     /// The one lock of `apply`, `refresh` and `rollback`.
     public var lockFile: String { runtimeDirectory + "/geogate.lock" }
@@ -89,10 +95,12 @@ public struct GeoGateConfig: Sendable {
         guard let text = String(validating: body, as: UTF8.self) else {
             throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text")
         }
-        return try parse(text, path: path)
+        return try parse(text, path: path, dropIns: true)
     }
 
-    public static func parse(_ text: String, path: String) throws(ConfigError) -> GeoGateConfig {
+    /// `dropIns`: also read the profiles of `profiles-dir` (a config read from a
+    /// file; tests and the fuzzer parse text alone).
+    public static func parse(_ text: String, path: String, dropIns: Bool = false) throws(ConfigError) -> GeoGateConfig {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -106,7 +114,56 @@ public struct GeoGateConfig: Sendable {
         } catch {
             throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
         }
-        return try Reader(path: path).config(root)
+        return try Reader(path: path).config(root, dropIns: dropIns)
+    }
+
+    /// The largest number of drop-in profiles, and of bytes in one.
+    public static let maxDropIns = 10_000
+    static let maxDropInBytes = 1 << 20
+
+    /// The profiles of a drop-in directory: every `<name>.conf` (other names, and
+    /// hidden files, as dpkg and editors leave them, are skipped), sorted by name,
+    /// each a YAML mapping with the keys of a profile. Errors name the file.
+    static func dropInProfiles(_ directory: String) throws(ConfigError) -> [(Profile, String)] {
+        guard let dir = opendir(directory) else {
+            throw ConfigError(path: directory, line: nil, key: "profiles-dir", message: "cannot read the directory: \(String(cString: strerror(errno)))")
+        }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".conf"), !name.hasPrefix(".") else { continue }
+            names.append(name)
+            if names.count > maxDropIns { break }
+        }
+        closedir(dir)
+        guard names.count <= maxDropIns else {
+            throw ConfigError(path: directory, line: nil, key: "profiles-dir", message: "more than \(maxDropIns) drop-in profiles")
+        }
+        var out: [(Profile, String)] = []
+        for name in names.sorted() {
+            let path = directory + "/" + name
+            let bytes: [UInt8]
+            do { bytes = try readWholeFile(path, limit: maxDropInBytes) } catch {
+                throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than 1 MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
+            }
+            let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+            guard let text = String(validating: body, as: UTF8.self) else { throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text") }
+            let root: Node
+            do {
+                guard let node = try Yams.compose(yaml: text) else {
+                    throw ConfigError(path: path, line: nil, key: "", message: "empty: a drop-in holds one profile's keys (scope, allow-countries, ...)")
+                }
+                root = node
+            } catch let error as ConfigError {
+                throw error
+            } catch let error as YamlError {
+                throw ConfigError(path: path, line: yamlLine(error), key: "", message: yamlMessage(error))
+            } catch {
+                throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
+            }
+            out.append((try Reader(path: path).profile(String(name.dropLast(5)), root, root), path))
+        }
+        return out
     }
 
     static func yamlLine(_ error: YamlError) -> Int? {
@@ -245,7 +302,7 @@ struct Reader {
         return out
     }
 
-    func config(_ root: Node) throws(ConfigError) -> GeoGateConfig {
+    func config(_ root: Node, dropIns: Bool = false) throws(ConfigError) -> GeoGateConfig {
         var trusted = TrustedNetworks.defaults
         var profiles: [Profile] = []
         var database: String?
@@ -259,8 +316,9 @@ struct Reader {
         var adoptSets: [String] = []
         var backend = "ipset"
         var entries = EntriesConfig()
+        var profilesDirectory: String?
         let known: Set<String> = ["trusted", "profiles", "database", "daemon", "refresh", "runtime-dir", "state-dir", "lock-wait", "adopt-sets", "backend",
-                                  "entries"]
+                                  "entries", "profiles-dir"]
         for (name, _, value) in try mapping(root, "", allowed: known) {
             switch name {
             case "database": database = try string(value, name)
@@ -274,6 +332,8 @@ struct Reader {
                 for (item, itemKey) in try list(value, name) { adoptSets.append(try string(item, itemKey)) }
             case "daemon": daemon = try daemonConfig(value); daemonNode = value
             case "refresh": refresh = try refreshConfig(value)
+            case "profiles-dir":
+                profilesDirectory = try string(value, name)
             case "entries":
                 for (k, _, v) in try mapping(value, "entries", allowed: ["max-per-profile", "group"]) {
                     if k == "group" {
@@ -302,11 +362,27 @@ struct Reader {
                 }
             }
         }
-        guard !profiles.isEmpty else { throw fail(profilesNode ?? root, "profiles", "at least one profile is needed") }
+        // Drop-ins: profiles-dir, else profiles.d beside this file when it exists.
+        var dropInFiles: [String] = []
+        let directory = profilesDirectory ?? ((path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ".") + "/profiles.d")
+        if dropIns && (profilesDirectory != nil || access(directory, F_OK) == 0) {
+            var seen = Set(profiles.map(\.name))
+            for (profile, file) in try GeoGateConfig.dropInProfiles(directory) {
+                guard seen.insert(profile.name).inserted else {
+                    throw ConfigError(path: file, line: nil, key: "profiles.\(profile.name)",
+                                      message: "profile \(profile.name) is also defined \(profiles.contains { $0.name == profile.name } ? "in \(path)" : "by another drop-in")")
+                }
+                profiles.append(profile)
+                dropInFiles.append(file)
+            }
+        }
+        guard !profiles.isEmpty else { throw fail(profilesNode ?? root, "profiles", "at least one profile is needed (here or in \(directory))") }
         var setNames: [String: String] = [:]
         for p in profiles where p.scope == .fullServer {
             if let other = setNames[p.setName] {
-                throw fail(nil, "profiles.\(p.name).set-name", "set name \"\(p.setName)\" is also used by profile \(other)")
+                let file = zip(profiles.suffix(dropInFiles.count), dropInFiles).first { $0.0.name == p.name }?.1
+                throw ConfigError(path: file ?? path, line: nil, key: "profiles.\(p.name).set-name",
+                                  message: "set name \"\(p.setName)\" is also used by profile \(other)")
             }
             setNames[p.setName] = p.name
         }
@@ -321,6 +397,8 @@ struct Reader {
         config.adoptSets = adoptSets
         config.backend = backend
         config.entries = entries
+        config.profilesDirectory = dropIns && (profilesDirectory != nil || access(directory, F_OK) == 0) ? directory : nil
+        config.dropInFiles = dropInFiles
         return config
     }
 
