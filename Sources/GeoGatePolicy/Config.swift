@@ -49,8 +49,9 @@ public struct GeoGateConfig: Sendable {
     public var backend = "ipset"
     /// `entries:`, run-time allow and block entries (`geogate allow|block|unlist`).
     public var entries = EntriesConfig()
-    /// `profiles-dir:`, drop-in profiles, one a file (`<name>.conf`); nil when the
-    /// directory does not exist. Default: `profiles.d` beside the config file.
+    /// `profiles-dir:`, drop-in profiles, one a file (`<name>.conf`). Default:
+    /// `profiles.d` beside the config file, read when it exists (watched by the
+    /// daemon either way). nil for a config parsed from text.
     public var profilesDirectory: String?
     /// The drop-in files read, in the order their profiles come (after the main
     /// file's): what the daemon watches for a reload.
@@ -397,7 +398,7 @@ struct Reader {
         config.adoptSets = adoptSets
         config.backend = backend
         config.entries = entries
-        config.profilesDirectory = dropIns && (profilesDirectory != nil || access(directory, F_OK) == 0) ? directory : nil
+        config.profilesDirectory = dropIns ? directory : nil
         config.dropInFiles = dropInFiles
         return config
     }

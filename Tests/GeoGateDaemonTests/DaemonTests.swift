@@ -348,6 +348,41 @@ final class Client {
         #expect(d.log.contains("reload (file replaced) failed, still serving the previous data"))
     }
 
+    /// A provisioning system adds a company's profile as a drop-in: the watch picks
+    /// it up (the directory did not even exist when the daemon started); a bad one
+    /// is refused with the old profiles serving; removing it removes the profile.
+    @Test func dropInProfilesArePickedUpUnasked() throws {
+        let d = try Daemon(watchInterval: 1)
+        let c = try Client(d.socket)
+        func ask(_ request: String) -> String {
+            c.send(request + "\n")
+            return c.receive(lines: 1).first ?? ""
+        }
+        func waitFor(_ request: String, _ done: (String) -> Bool) -> String {
+            var answer = ask(request)
+            for _ in 0..<50 where !done(answer) {
+                usleep(100_000)
+                answer = ask(request)
+            }
+            return answer
+        }
+        #expect(ask("CHECK acme 198.51.100.7").hasPrefix("ERR unknown-profile"))
+        mkdir(d.directory + "/profiles.d", 0o755)
+        func put(_ text: String) {
+            try? text.write(toFile: d.directory + "/profiles.d/.acme.tmp", atomically: false, encoding: .utf8)
+            rename(d.directory + "/profiles.d/.acme.tmp", d.directory + "/profiles.d/acme.conf")
+        }
+        put("scope: web-only\nallow-countries: []\nallow-networks: [198.51.100.0/24]\n")
+        #expect(waitFor("CHECK acme 198.51.100.7") { !$0.hasPrefix("ERR") } == "ALLOW -- allow-network 198.51.100.0/24")
+        #expect(ask("CHECK acme 203.0.113.9").hasPrefix("DENY "))
+        put("scope: web-only\nallow-countries: [XX]\n")
+        usleep(2_500_000)
+        #expect(ask("CHECK acme 198.51.100.7") == "ALLOW -- allow-network 198.51.100.0/24", "a bad drop-in is refused, the old profiles serve")
+        #expect(d.log.contains("profiles.d/acme.conf:2: profiles.acme.allow-countries[0]: unknown country code"), "\(d.log)")
+        unlink(d.directory + "/profiles.d/acme.conf")
+        #expect(waitFor("CHECK acme 198.51.100.7") { $0.hasPrefix("ERR") }.hasPrefix("ERR unknown-profile"))
+    }
+
     @Test func reloadIsForRootOrTheDaemonsUserOnly() throws {
         guard geteuid() == 0 else { return }  // needs another uid to test with
         let d = try Daemon()
