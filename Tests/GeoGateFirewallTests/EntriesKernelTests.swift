@@ -181,6 +181,39 @@ struct EntriesKernelTests {
         #expect(!ns.run(kernel).stdout.contains("198.51.100.5"))
     }
 
+    /// A reboot (the kernel's sets gone, /run emptied) and `apply --boot`: the
+    /// entries come back with the time they have left. `apply --open` (the
+    /// emergency off) lets a blocked address in too, a block made while open waits
+    /// in the file, and the next `apply` enforces both again.
+    @Test func entriesSurviveARebootAndTheOpenSwitchLetsEveryoneIn() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (_, config) = prepare(scratch, dataset: testDataset, config: entriesConfig(scratch))
+        let ns = Namespace(scratch, tag: "eboot")
+        defer { ns.remove() }
+        func geogate(_ args: String) -> CommandResult { ns.run("\"$GEOGATE\" \(args) --config \(config)") }
+        func member(_ set: String, _ ip: String) -> Bool { ns.run("ipset -q test \(set) \(ip)").status == 0 }
+        #expect(geogate("apply").status == 0)
+        #expect(geogate("block 198.51.100.5 --for 1h").status == 0 && geogate("allow 192.0.2.9").status == 0)
+        // The reboot: no sets, no record of them.
+        ns.run("ipset destroy; rm -rf \(scratch.path)/run")
+        #expect(!member("geogate-full-rt-block-v4", "198.51.100.5"))
+        let boot = geogate("apply --boot")
+        #expect(boot.status == 0, "\(boot.stderr)")
+        #expect(member("geogate-full-rt-block-v4", "198.51.100.5") && member("geogate-full-rt-allow-v4", "192.0.2.9"))
+        let left = Int(ns.run("ipset save geogate-full-rt-block-v4 | awk '$3 == \"198.51.100.5\" { print $5 }'").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(left > 3500 && left <= 3600, "put back with the time it has left: \(left)")
+        // The emergency off: the block set is emptied with the rest.
+        #expect(geogate("apply --open").status == 0)
+        #expect(!member("geogate-full-rt-block-v4", "198.51.100.5") && member("geogate-full-v4", "192.0.2.1"))
+        #expect(geogate("block 198.51.100.6 --for 1h").status == 0)
+        #expect(!member("geogate-full-rt-block-v4", "198.51.100.6"), "while open, a block waits in the file")
+        #expect(geogate("apply").status == 0)
+        #expect(member("geogate-full-rt-block-v4", "198.51.100.5") && member("geogate-full-rt-block-v4", "198.51.100.6"))
+        #expect(!member("geogate-full-v4", "192.0.2.1"), "closed again")
+    }
+
     /// With the nft backend: interval sets with element timeouts, and packets
     /// through the rules of Docs/examples/firewall-nft.sh.
     @Test func entriesWithTheNFTBackend() throws {
