@@ -39,7 +39,7 @@ public struct GeoGateConfig: Sendable {
     public var runtimeDirectory = "/run/geogate"
     /// `state-dir:`, live state that outlives a reboot: whether the filter was
     /// switched open (`apply --open`), so the boot unit and refresh keep it so.
-    public var stateDirectory = "/var/lib/geogate"
+    public var stateDirectory = GeoGateConfig.defaultStateDirectory
     /// `lock-wait:`, how long a command waits for another holding the run lock.
     public var lockWaitSeconds = 600
     /// `adopt-sets:`, live sets geogate did not create that it may replace.
@@ -116,6 +116,27 @@ public struct GeoGateConfig: Sendable {
             throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
         }
         return try Reader(path: path).config(root, dropIns: dropIns)
+    }
+
+    public static let defaultStateDirectory = "/var/lib/geogate"
+
+    /// `profile` with the networks of its feeds as kept in the state directory (a
+    /// feed not fetched yet has none). A kept file that does not parse is an error
+    /// naming it: it was written by geogate, so it was changed by hand.
+    public static func withStoredFeeds(_ profile: Profile, stateDirectory: String) throws(ConfigError) -> Profile {
+        guard !profile.feeds.isEmpty else { return profile }
+        var allow: [CIDR] = [], block: [CIDR] = []
+        for feed in profile.feeds {
+            let path = feed.file(stateDirectory: stateDirectory, profile: profile.name)
+            guard access(path, F_OK) == 0 else { continue }
+            do {
+                let networks = try NetworkList.parse(try readWholeFile(path, limit: 64 << 20), name: path, maxEntries: feed.maxEntries)
+                if feed.action == .allow { allow += networks } else { block += networks }
+            } catch {
+                throw ConfigError(path: path, line: nil, key: "profiles.\(profile.name).\(feed.action.rawValue)-lists", message: "\(error)")
+            }
+        }
+        return profile.with(allowLists: allow, blockLists: block)
     }
 
     /// The largest number of drop-in profiles, and of bytes in one.
@@ -378,6 +399,11 @@ struct Reader {
             }
         }
         guard !profiles.isEmpty else { throw fail(profilesNode ?? root, "profiles", "at least one profile is needed (here or in \(directory))") }
+        // The feeds' networks as the last refresh accepted them.
+        if dropIns {
+            let state = stateDirectory ?? GeoGateConfig.defaultStateDirectory
+            profiles = try profiles.map { p throws(ConfigError) in try GeoGateConfig.withStoredFeeds(p, stateDirectory: state) }
+        }
         var setNames: [String: String] = [:]
         for p in profiles where p.scope == .fullServer {
             if let other = setNames[p.setName] {
@@ -472,8 +498,9 @@ struct Reader {
         var setName = "geogate-\(name)"
         var setNameNode: Node?
         var confirmEmpty = false
+        var feeds: [Feed] = []
         let known: Set<String> = ["scope", "allow-countries", "deny-countries", "allow-networks", "block-networks",
-                                  "no-country", "set-name", "confirm-empty"]
+                                  "no-country", "set-name", "confirm-empty", "allow-lists", "block-lists"]
         for (k, _, v) in try mapping(body, key, allowed: known) {
             let full = "\(key).\(k)"
             switch k {
@@ -492,6 +519,12 @@ struct Reader {
             case "set-name":
                 setName = try string(v, full)
                 setNameNode = v
+            case "allow-lists", "block-lists":
+                for (item, itemKey) in try list(v, full) {
+                    let feed = try feed(item, itemKey, action: k == "allow-lists" ? .allow : .block)
+                    guard !feeds.contains(where: { $0.name == feed.name }) else { throw fail(item, itemKey, "a second feed named \(feed.name)") }
+                    feeds.append(feed)
+                }
             default:  // confirm-empty
                 confirmEmpty = try bool(v, full)
             }
@@ -522,6 +555,44 @@ struct Reader {
             }
         }
         return Profile(name: name, scope: scope, mode: mode, countries: countries, allowNetworks: allowNetworks,
-                       blockNetworks: blockNetworks, noCountry: noCountry, setName: setName)
+                       blockNetworks: blockNetworks, noCountry: noCountry, setName: setName, feeds: feeds)
+    }
+
+    /// One item of `allow-lists:` / `block-lists:`: `name:`, one of `url:` or
+    /// `file:`, and `sha256:`, `sha256-url:`, `max-entries:` as wanted.
+    func feed(_ node: Node, _ key: String, action: Feed.Action) throws(ConfigError) -> Feed {
+        let entries = try mapping(node, key, allowed: ["name", "url", "file", "sha256", "sha256-url", "max-entries"])
+        guard let nameNode = entries.first(where: { $0.0 == "name" })?.2 else { throw fail(node, key, "a feed needs a name:") }
+        let name = try string(nameNode, "\(key).name")
+        guard !name.isEmpty, name.utf8.count <= 40,
+              name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) else {
+            throw fail(nameNode, "\(key).name", "a feed name is 1-40 characters of a-z, 0-9, - and _")
+        }
+        var maxEntries = Feed.defaultMaxEntries
+        if let v = entries.first(where: { $0.0 == "max-entries" })?.2 { maxEntries = try number(v, "\(key).max-entries", 1...1_000_000) }
+        // The rest is a refresh source of kind url or file.
+        var sourceEntries = entries.filter { $0.0 != "name" && $0.0 != "max-entries" }
+        guard sourceEntries.filter({ $0.0 == "url" || $0.0 == "file" }).count == 1 else { throw fail(node, key, "a feed has exactly one of url or file") }
+        sourceEntries.sort { $0.0 < $1.0 }
+        var source: RefreshSource?
+        for (k, _, v) in sourceEntries where k == "url" || k == "file" {
+            let value = try string(v, "\(key).\(k)")
+            if k == "url" {
+                guard value.hasPrefix("http://") || value.hasPrefix("https://") else { throw fail(v, "\(key).url", "\"\(value)\" is not an http:// or https:// URL") }
+                source = RefreshSource(kind: .url(value))
+            } else {
+                source = RefreshSource(kind: .file(value))
+            }
+        }
+        for (k, _, v) in sourceEntries where k == "sha256" || k == "sha256-url" {
+            let value = try string(v, "\(key).\(k)")
+            if k == "sha256" {
+                guard value.count == 64, value.allSatisfy({ $0.isHexDigit }) else { throw fail(v, "\(key).sha256", "expected 64 hex digits") }
+                source?.sha256 = value.lowercased()
+            } else {
+                source?.sha256URL = value
+            }
+        }
+        return Feed(name: name, action: action, source: source!, maxEntries: maxEntries)
     }
 }

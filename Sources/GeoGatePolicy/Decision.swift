@@ -23,6 +23,9 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     /// A run-time entry (`geogate allow` / `geogate block`).
     case runtimeAllow(CIDR)
     case runtimeBlock(CIDR)
+    /// A network of an allow-lists / block-lists feed.
+    case allowList(CIDR)
+    case blockList(CIDR)
     case countryAllowed, countryNotAllowed, countryDenied, countryNotDenied
     case noCountry
 
@@ -34,6 +37,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
         case .blockNetwork: "block-network"
         case .runtimeAllow: "runtime-allow"
         case .runtimeBlock: "runtime-block"
+        case .allowList: "allow-list"
+        case .blockList: "block-list"
         case .countryAllowed: "country-allowed"
         case .countryNotAllowed: "country-not-allowed"
         case .countryDenied: "country-denied"
@@ -45,7 +50,8 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
     /// The network of a network rule.
     public var network: CIDR? {
         switch self {
-        case .trusted(let n), .allowNetwork(let n), .blockNetwork(let n), .runtimeAllow(let n), .runtimeBlock(let n): n
+        case .trusted(let n), .allowNetwork(let n), .blockNetwork(let n), .runtimeAllow(let n), .runtimeBlock(let n),
+             .allowList(let n), .blockList(let n): n
         default: nil
         }
     }
@@ -56,7 +62,9 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
 /// A profile with the global trusted networks: the one precedence, used by
 /// `check`, the daemon and (as set algebra) the firewall sets:
 /// 1. trusted networks are allowed;
-/// 2. else the most specific always-allowed / always-blocked network decides;
+/// 2. else the most specific always-allowed / always-blocked network decides
+///    (allow-networks, block-networks, and the networks of the profile's feeds;
+///    a block wins over an allow of the same network);
 /// 3. else a live run-time entry: any block holding the address denies, else any
 ///    allow allows (`geogate block` / `geogate allow`; the most specific is named);
 /// 4. else the country rule;
@@ -69,8 +77,14 @@ public enum Reason: Sendable, Equatable, CustomStringConvertible {
 public final class Policy: Sendable {
     public let profile: Profile
     public let trusted: TrustedNetworks
-    let allowNetworks: NetworkMatcher
-    let blockNetworks: NetworkMatcher
+    /// Where a static network comes from.
+    enum StaticNetwork: Sendable, Equatable {
+        case allowNetwork, blockNetwork, allowList, blockList
+        var allows: Bool { self == .allowNetwork || self == .allowList }
+    }
+    /// allow-networks, block-networks and the feeds' networks, together: the most
+    /// specific decides, a block wins over an allow of the same network.
+    let staticNetworks: NetworkMatcher<StaticNetwork>
     /// The profile's run-time entries (empty unless given).
     public let entries: EntryTable
 
@@ -78,8 +92,9 @@ public final class Policy: Sendable {
         self.profile = profile
         self.trusted = trusted
         self.entries = entries
-        allowNetworks = NetworkMatcher(profile.allowNetworks)
-        blockNetworks = NetworkMatcher(profile.blockNetworks)
+        staticNetworks = NetworkMatcher(profile.allowNetworks.map { ($0, .allowNetwork) } + profile.blockNetworks.map { ($0, .blockNetwork) }
+                                            + profile.allowLists.map { ($0, .allowList) } + profile.blockLists.map { ($0, .blockList) },
+                                        wins: { a, b in !a.allows && b.allows })
     }
 
     /// The same policy with these run-time entries (the profile's, live ones).
@@ -96,9 +111,14 @@ public final class Policy: Sendable {
         if let net = trusted.network(containing: address) {
             return Decision(verdict: .allow, country: country, reason: .trusted(net))
         }
-        if let (net, allow) = mostSpecificNetwork(containing: address) {
-            return Decision(verdict: allow ? .allow : .deny, country: country,
-                            reason: allow ? .allowNetwork(net) : .blockNetwork(net))
+        if let (net, kind) = staticNetworks.mostSpecific(containing: address) {
+            let reason: Reason = switch kind {
+            case .allowNetwork: .allowNetwork(net)
+            case .blockNetwork: .blockNetwork(net)
+            case .allowList: .allowList(net)
+            case .blockList: .blockList(net)
+            }
+            return Decision(verdict: kind.allows ? .allow : .deny, country: country, reason: reason)
         }
         if !entries.isEmpty, let (action, net) = entries.match(address, now: now ?? Int64(time(nil))) {
             return Decision(verdict: action == .allow ? .allow : .deny, country: country,
@@ -111,19 +131,6 @@ public final class Policy: Sendable {
                                                                : (allowed ? .countryNotDenied : .countryDenied))
         }
         return Decision(verdict: profile.noCountry, country: nil, reason: .noCountry)
-    }
-
-    /// The most specific always-allowed / always-blocked network holding `address`
-    /// (the same network in both lists is a config error, so there is no tie).
-    private func mostSpecificNetwork(containing address: IPAddress) -> (CIDR, Bool)? {
-        let allow = allowNetworks.mostSpecific(containing: address)
-        let block = blockNetworks.mostSpecific(containing: address)
-        switch (allow, block) {
-        case (nil, nil): return nil
-        case (let a?, nil): return (a, true)
-        case (nil, let b?): return (b, false)
-        case (let a?, let b?): return a.prefixLength > b.prefixLength ? (a, true) : (b, false)
-        }
     }
 
     /// Every allowed address of `family`, by set algebra over whole ranges: the
@@ -144,9 +151,13 @@ public final class Policy: Sendable {
         // 2: networks from the widest prefix to the narrowest, so the most specific
         // wins. Networks of one length are disjoint (or the same network, which the
         // config refuses in both lists), so each length is one union and one subtraction.
+        // The feeds' networks rank with them, so they go in the same passes.
+        var allowByLength = [[CIDR]](repeating: [], count: family.bitWidth + 1)
+        var blockByLength = allowByLength
+        for n in profile.allowNetworks + profile.allowLists where n.family == family { allowByLength[n.prefixLength].append(n) }
+        for n in profile.blockNetworks + profile.blockLists where n.family == family { blockByLength[n.prefixLength].append(n) }
         for length in 0...family.bitWidth {
-            let allow = profile.allowNetworks.filter { $0.family == family && $0.prefixLength == length }
-            let block = profile.blockNetworks.filter { $0.family == family && $0.prefixLength == length }
+            let allow = allowByLength[length], block = blockByLength[length]
             if !allow.isEmpty { allowed = allowed.union(AddressSet(family: family, cidrs: allow)) }
             if !block.isEmpty { allowed = allowed.subtracting(AddressSet(family: family, cidrs: block)) }
         }
@@ -161,7 +172,7 @@ extension Policy {
     /// Where run-time entries decide: every address of `family` but the trusted
     /// and the static networks, which come before them in the precedence.
     public func runtimeRegion(_ family: IPFamily) -> AddressSet {
-        let statics = (profile.allowNetworks + profile.blockNetworks).filter { $0.family == family }
+        let statics = (profile.allowNetworks + profile.blockNetworks + profile.allowLists + profile.blockLists).filter { $0.family == family }
         return AddressSet.all(family).subtracting(AddressSet(family: family, cidrs: statics).union(trusted.set(family)))
     }
 

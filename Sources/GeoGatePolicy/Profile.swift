@@ -32,11 +32,19 @@ public struct Profile: Sendable {
     public let noCountry: Verdict
     /// The ipset/nft set base name; the family suffix (-v4, -v6) is added.
     public let setName: String
+    /// `allow-lists:` and `block-lists:`, feeds of networks that `refresh` keeps current.
+    public let feeds: [Feed]
+    /// The networks of those feeds as last accepted (`<state-dir>/feeds/`): they
+    /// rank with allow-networks and block-networks (the most specific decides; a
+    /// block wins over an allow of the same network). Empty until a refresh fetched them.
+    public let allowLists: [CIDR]
+    public let blockLists: [CIDR]
     /// `countries` as a bit table: the daemon asks once per request, without hashing.
     let countryBits: CountryBitTable
 
     public init(name: String, scope: Scope, mode: CountryMode, countries: Set<CountryCode>,
-                allowNetworks: [CIDR], blockNetworks: [CIDR], noCountry: Verdict, setName: String) {
+                allowNetworks: [CIDR], blockNetworks: [CIDR], noCountry: Verdict, setName: String,
+                feeds: [Feed] = [], allowLists: [CIDR] = [], blockLists: [CIDR] = []) {
         self.name = name
         self.scope = scope
         self.mode = mode
@@ -45,7 +53,16 @@ public struct Profile: Sendable {
         self.blockNetworks = blockNetworks
         self.noCountry = noCountry
         self.setName = setName
+        self.feeds = feeds
+        self.allowLists = allowLists
+        self.blockLists = blockLists
         self.countryBits = CountryBitTable(countries)
+    }
+
+    /// The same profile with these feed networks.
+    public func with(allowLists: [CIDR], blockLists: [CIDR]) -> Profile {
+        Profile(name: name, scope: scope, mode: mode, countries: countries, allowNetworks: allowNetworks, blockNetworks: blockNetworks,
+                noCountry: noCountry, setName: setName, feeds: feeds, allowLists: allowLists, blockLists: blockLists)
     }
 
     /// The country rule alone.
@@ -87,46 +104,92 @@ public struct TrustedNetworks: Sendable {
     ].map { CIDR($0)! }
 
     public let networks: [CIDR]
-    let matcher: NetworkMatcher
+    let matcher: NetworkMatcher<Bool>
 
     public init(networks: [CIDR]) {
         self.networks = networks
-        self.matcher = NetworkMatcher(networks)
+        self.matcher = NetworkMatcher(networks.map { ($0, true) }, wins: { _, _ in false })
     }
 
     /// The most specific trusted network holding `address`, if any.
     public func network(containing address: IPAddress) -> CIDR? {
-        matcher.mostSpecific(containing: address)
+        matcher.mostSpecific(containing: address)?.0
     }
 
     public func set(_ family: IPFamily) -> AddressSet { AddressSet(family: family, cidrs: networks) }
 }
 
-/// A list of networks asked for the longest prefix holding an address: a plain
-/// scan (the lists are an admin's few networks, and a scan allocates nothing per
-/// request) over bounds worked out once, one family at a time.
-struct NetworkMatcher: Sendable {
-    struct Entry: Sendable {
+/// Networks asked for the most specific one holding an address, with a tag each
+/// (which list it came from). Networks are nested or disjoint, so they flatten
+/// into disjoint segments, each naming the most specific network over it; a
+/// request is one binary search, whatever the number of networks (an admin's
+/// few, or a feed's tens of thousands), and allocates nothing.
+struct NetworkMatcher<Tag: Sendable & Equatable>: Sendable {
+    struct Segment: Sendable {
         var first: UInt128
         var last: UInt128
-        var network: CIDR
+        var index: Int32
     }
 
-    private let v4: [Entry]
-    private let v6: [Entry]
+    private let networks: [(CIDR, Tag)]
+    private let v4: [Segment]
+    private let v6: [Segment]
 
-    init(_ networks: [CIDR]) {
-        let entries = networks.map { Entry(first: $0.first, last: $0.last, network: $0) }
-        v4 = entries.filter { $0.network.family == .v4 }
-        v6 = entries.filter { $0.network.family == .v6 }
-    }
-
-    func mostSpecific(containing address: IPAddress) -> CIDR? {
-        var best: Entry?
-        for entry in address.family == .v4 ? v4 : v6 where entry.first <= address.value && address.value <= entry.last {
-            if best.map({ entry.network.prefixLength > $0.network.prefixLength }) ?? true { best = entry }
+    /// `wins(a, b)`: for the same network twice, true when tag `a` is kept over `b`.
+    init(_ items: [(CIDR, Tag)], wins: (Tag, Tag) -> Bool) {
+        // Sorted by start, the wider first; a network given twice keeps the winning tag.
+        var sorted = items.sorted { ($0.0.family == .v4 ? 0 : 1, $0.0.first, $0.0.prefixLength) < ($1.0.family == .v4 ? 0 : 1, $1.0.first, $1.0.prefixLength) }
+        var unique: [(CIDR, Tag)] = []
+        unique.reserveCapacity(sorted.count)
+        for item in sorted {
+            if let last = unique.last, last.0 == item.0 {
+                if wins(item.1, last.1) { unique[unique.count - 1] = item }
+            } else {
+                unique.append(item)
+            }
         }
-        return best?.network
+        sorted = unique
+        networks = sorted
+        v4 = Self.segments(sorted, family: .v4)
+        v6 = Self.segments(sorted, family: .v6)
+    }
+
+    /// The flattening: a stack of the networks open at the sweep's position.
+    private static func segments(_ networks: [(CIDR, Tag)], family: IPFamily) -> [Segment] {
+        var out: [Segment] = []
+        var stack: [Int] = []
+        var cursor: UInt128? = 0  // the first address not yet in a segment; nil: past the end
+        func emit(upTo last: UInt128, _ index: Int) {
+            guard let from = cursor, from <= last else { return }
+            out.append(Segment(first: from, last: last, index: Int32(index)))
+            cursor = last == .max ? nil : last + 1
+        }
+        // A network's remaining addresses, after its last nested one, are its own.
+        func close(_ top: Int) { emit(upTo: networks[top].0.last, top) }
+        for (i, (cidr, _)) in networks.enumerated() where cidr.family == family {
+            while let top = stack.last, networks[top].0.last < cidr.first {
+                close(top)
+                stack.removeLast()
+            }
+            if let top = stack.last, cidr.first > 0 { emit(upTo: cidr.first - 1, top) }
+            cursor = cidr.first
+            stack.append(i)
+        }
+        while let top = stack.popLast() { close(top) }
+        return out
+    }
+
+    func mostSpecific(containing address: IPAddress) -> (CIDR, Tag)? {
+        let segments = address.family == .v4 ? v4 : v6
+        let value = address.value
+        // The last segment starting at or before the address.
+        var low = 0, high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            if segments[mid].first <= value { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0, value <= segments[low - 1].last else { return nil }
+        return networks[Int(segments[low - 1].index)]
     }
 }
 
@@ -137,5 +200,36 @@ extension Profile {
     public func runtimeSetName(_ action: RuntimeEntry.Action, _ family: IPFamily) -> String? {
         let name = "\(setName)-rt-\(action.rawValue)-v\(family == .v4 ? 4 : 6)"
         return name.utf8.count <= GeoGateConfig.maxSetNameLength ? name : nil
+    }
+}
+
+/// One feed of a profile's `allow-lists:` or `block-lists:`: a URL or a file of
+/// networks (NetworkList), fetched by `refresh` with the same conditional GET,
+/// checksum, guard and transaction as the country data.
+public struct Feed: Sendable, Equatable {
+    public enum Action: String, Sendable {
+        case allow, block
+    }
+
+    /// `name:`, letters, digits, - and _ (it names the kept file).
+    public let name: String
+    public let action: Action
+    /// A `url:` or `file:` source, with `sha256:` / `sha256-url:` as for refresh.sources.
+    public let source: RefreshSource
+    /// `max-entries:`, the most networks the feed may hold; more is refused.
+    public let maxEntries: Int
+
+    public init(name: String, action: Action, source: RefreshSource, maxEntries: Int) {
+        self.name = name
+        self.action = action
+        self.source = source
+        self.maxEntries = maxEntries
+    }
+
+    public static let defaultMaxEntries = 100_000
+
+    /// Where the accepted networks are kept: `<state-dir>/feeds/<profile>.<action>.<name>`.
+    public func file(stateDirectory: String, profile: String) -> String {
+        "\(stateDirectory)/feeds/\(profile).\(action.rawValue).\(name)"
     }
 }

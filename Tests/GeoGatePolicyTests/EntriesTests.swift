@@ -7,7 +7,7 @@ import Testing
 /// Run-time entries: their place in the precedence, as decisions and as the
 /// kernel's sets, against a per-address model; the state file; caps; durations.
 struct RuntimeEntryTests {
-    /// Random profiles, countries, trusted and static networks, and random allow and
+    /// Random profiles, countries, trusted and static networks (feeds' networks too), and random allow and
     /// block entries (nested, overlapping, some expired) in a 4,096-address window.
     /// For every address: `decide` equals the written-out precedence, and the
     /// kernel's rule order over the sets (block set: drop; allow set: accept;
@@ -39,9 +39,13 @@ struct RuntimeEntryTests {
             }
             let allowNets = nets(Int(rng.next() % 3))
             let blockNets = nets(Int(rng.next() % 3)).filter { !allowNets.contains($0) }
+            // Feeds' networks: more of them, and free to repeat a static network or each other.
+            let allowLists = nets(Int(rng.next() % 4), shortest: 22) + (allowNets.isEmpty || rng.next() % 3 != 0 ? [] : [allowNets[0]])
+            let blockLists = nets(Int(rng.next() % 4), shortest: 22) + (allowLists.isEmpty || rng.next() % 2 != 0 ? [] : [allowLists[0]])
             let profile = Profile(name: "p", scope: .fullServer, mode: rng.next() % 2 == 0 ? .allowlist : .blocklist,
                                   countries: Set(codes.filter { _ in rng.next() % 2 == 0 }), allowNetworks: allowNets,
-                                  blockNetworks: blockNets, noCountry: rng.next() % 2 == 0 ? .allow : .deny, setName: "p")
+                                  blockNetworks: blockNets, noCountry: rng.next() % 2 == 0 ? .allow : .deny, setName: "p",
+                                  allowLists: allowLists, blockLists: blockLists)
             let trusted = TrustedNetworks(networks: (round % 2 == 0 ? [] : nets(1, shortest: 24)) + TrustedNetworks.defaults)
             // Entries: one per network (as the store keeps them), some expired, some until unlisted.
             var table = RuntimeEntries()
@@ -75,8 +79,10 @@ struct RuntimeEntryTests {
                     entries.filter { $0.action == action && $0.isLive(at: now) && holds($0.network) }
                 }
                 let expected: Verdict
-                let staticNet = (allowNets.map { ($0, Verdict.allow) } + blockNets.map { ($0, Verdict.deny) })
-                    .filter { holds($0.0) }.max { $0.0.prefixLength < $1.0.prefixLength }
+                // The most specific static network; of the same network, a block.
+                let staticNet = ((allowNets + allowLists).map { ($0, Verdict.allow) } + (blockNets + blockLists).map { ($0, Verdict.deny) })
+                    .filter { holds($0.0) }
+                    .max { ($0.0.prefixLength, $0.1 == .deny ? 1 : 0) < ($1.0.prefixLength, $1.1 == .deny ? 1 : 0) }
                 if trusted.network(containing: a) != nil {
                     expected = .allow
                 } else if let (_, verdict) = staticNet {
