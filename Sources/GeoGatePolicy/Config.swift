@@ -26,8 +26,8 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
 public struct GeoGateConfig: Sendable {
     public let path: String
     public let trusted: TrustedNetworks
-    /// In file order.
-    public let profiles: [Profile]
+    /// In file order (then the drop-ins).
+    public private(set) var profiles: [Profile]
     /// `database:`, the trie file, when the config names it.
     public let database: String?
     /// `daemon:`, the lookup daemon's socket and limits.
@@ -70,6 +70,13 @@ public struct GeoGateConfig: Sendable {
     public static let maxSetNameLength = 31
 
     public func profile(named name: String) -> Profile? { profiles.first { $0.name == name } }
+
+    /// The same config with these profiles (a refresh plans the sets of new feeds with it).
+    public func replacingProfiles(_ profiles: [Profile]) -> GeoGateConfig {
+        var copy = self
+        copy.profiles = profiles
+        return copy
+    }
 
     /// The trie file to use: `--db` when given, else `database:`; the error says how to name one.
     public func trieFile(override: String?) throws(ConfigError) -> String {

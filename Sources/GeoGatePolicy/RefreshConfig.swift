@@ -31,6 +31,10 @@ public struct RefreshConfig: Sendable, Equatable {
     /// The guard, in percent: the addresses of a family, and of any country a profile names.
     public var maxFamilyChangePercent = 10.0
     public var maxCountryChangePercent = 30.0
+    /// A feed (allow-lists, block-lists) whose network count moves by more than
+    /// this share from the last accepted is refused (--force takes it); an empty
+    /// feed always is.
+    public var maxFeedChangePercent = 50.0
     /// Fewer ranges than this (both families) is always refused, even with --force.
     public var minRanges = 1000
     public var reloadDaemon = true
@@ -96,7 +100,7 @@ extension Reader {
     func refreshConfig(_ node: Node) throws(ConfigError) -> RefreshConfig {
         var r = RefreshConfig()
         let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "max-ranges", "max-nodes", "retries", "retry-delay-ms", "max-size-mb",
-                                  "max-family-change", "max-country-change", "min-ranges", "reload-daemon", "apply-sets",
+                                  "max-family-change", "max-country-change", "max-feed-change", "min-ranges", "reload-daemon", "apply-sets",
                                   "on-change", "keep-previous", "proxy", "no-proxy", "stale-after"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
             let key = "refresh.\(k)"
@@ -115,6 +119,7 @@ extension Reader {
             case "max-size-mb": r.maxSizeMegabytes = try number(v, key, 1...65_536)
             case "max-family-change": r.maxFamilyChangePercent = try percent(v, key)
             case "max-country-change": r.maxCountryChangePercent = try percent(v, key)
+            case "max-feed-change": r.maxFeedChangePercent = try percent(v, key)
             case "min-ranges": r.minRanges = try number(v, key, 1...100_000_000)
             case "reload-daemon": r.reloadDaemon = try bool(v, key)
             case "apply-sets": r.applySets = try bool(v, key)

@@ -56,8 +56,8 @@ public struct Refresher {
         let work = try temporaryDirectory(in: workDirectory)
         defer { removeTree(work) }
 
-        // 1. Fetch.
-        let fetched = try await fetchAll(into: work, deadline: deadline)
+        // 1. Fetch (the feeds too).
+        let (fetched, feedsFetched) = try await fetchAll(into: work, deadline: deadline)
 
         // 2. Import, in merge order.
         try checkDeadline(deadline, before: "compiling")
@@ -75,22 +75,38 @@ public struct Refresher {
         let dataset = CountryDataset(taking: &sources)
         let current = try? TrieFile(path: live)
 
+        // The feeds: parsed, capped and guarded, each against the networks kept from the last refresh.
+        let feeds = try judgeFeeds(feedsFetched, force: force)
+        let feedsChanged = feeds.contains { $0.changed }
+
         // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from,
         // or as data the admin rolled back from (kept out until newer data comes, or --force).
+        // Then only changed feeds move (sets, kept networks, daemon).
         let fingerprint = SourceFingerprint(sources.map(\.sha256))
-        if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
-            try commitCache(fetched)
-            logger.info("unchanged: every source is what \(live) was built from")
-            return .unchanged
-        }
+        var unchangedBecause: String?
         var rolledBack = RolledBackList(path: rolledBackFile)
-        if rolledBack.contains(fingerprint) {
+        if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
+            unchangedBecause = "every source is what \(live) was built from"
+        } else if rolledBack.contains(fingerprint) {
             if !force {
-                try commitCache(fetched)
-                logger.info("unchanged: the sources are those of data rolled back with `geogate rollback`; keeping \(live) (--force takes them)")
+                unchangedBecause = "the sources are those of data rolled back with `geogate rollback`; keeping \(live) (--force takes them)"
+            } else {
+                rolledBack.remove(fingerprint)
+            }
+        }
+        if let why = unchangedBecause {
+            guard feedsChanged, let current else {
+                try commitCache(fetched + feedsFetched)
+                logger.info("unchanged: \(why)\(feeds.isEmpty ? "" : "; the feeds too")")
                 return .unchanged
             }
-            rolledBack.remove(fingerprint)
+            logger.info("country data unchanged: \(why)")
+            try switchFeeds(feeds, v4: current.rangeMap(.v4), v6: current.rangeMap(.v6))
+            try commitCache(fetched + feedsFetched)
+            let summary = feeds.filter(\.changed).map(\.summary).joined(separator: "; ")
+            logger.notice("changed: \(summary)")
+            if let command = settings.onChange { runOnChange(command, trie: live) }
+            return .changed(summary)
         }
 
         // 4. The guard.
@@ -113,14 +129,15 @@ public struct Refresher {
         try checkDeadline(deadline, before: "switching to the new data")
 
         // 5. The transaction.
-        try switchTo(trie: bytes, live: live, v4: dataset.v4, v6: dataset.v6)
+        try switchTo(trie: bytes, live: live, v4: dataset.v4, v6: dataset.v6, feeds: feeds)
         keepReplaced(live: live)
         if force { rolledBack.save(logger: logger) }
-        try commitCache(fetched)
+        try commitCache(fetched + feedsFetched)
         let summary = """
             \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
             \(dataset.v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
-            \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))
+            \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))\
+            \(feeds.filter(\.changed).map { "; " + $0.summary }.joined())
             """
         logger.notice("changed: \(live) now \(summary)")
         if let command = settings.onChange { runOnChange(command, trie: live) }
@@ -239,7 +256,7 @@ public struct Refresher {
     /// Stages the trie and the sets, then switches sets, trie and daemon, undoing
     /// the earlier switches when a later one fails. On success the replaced trie is
     /// left as `<database>.undo` for the caller (refresh keeps it, rollback drops it).
-    func switchTo(trie bytes: [UInt8], live: String, v4: RangeMap, v6: RangeMap) throws(RefreshError) {
+    func switchTo(trie bytes: [UInt8], live: String, v4: RangeMap, v6: RangeMap, feeds: [FeedUpdate] = []) throws(RefreshError) {
         // Built aside: nothing live changes if either fails.
         let staged: AtomicFile.Staged
         do {
@@ -248,7 +265,7 @@ public struct Refresher {
         } catch { throw RefreshError("\(live): cannot write the new trie: \(error)") }
         var sets: PreparedSets?
         if settings.applySets {
-            do { sets = try prepareSets(v4: v4, v6: v6) } catch {
+            do { sets = try prepareSets(v4: v4, v6: v6, config: configWith(feeds)) } catch {
                 staged.discard()
                 throw error
             }
@@ -263,11 +280,13 @@ public struct Refresher {
             sets?.revert()
             throw RefreshError("\(undo): cannot keep the live trie aside: \(reason)")
         }
+        var feedFiles = KeptFeeds()
         func undoAll(_ why: String) -> RefreshError {
             // (When the new trie never reached `live`, both names are one file and
             // rename does nothing: the unlink drops the second name.)
             if hadLive { rename(undo, live); unlink(undo) } else { unlink(live) }
             staged.discard()
+            feedFiles.revert()
             sets?.revert()
             return RefreshError("\(why); everything was put back: the old trie, the old sets")
         }
@@ -286,6 +305,10 @@ public struct Refresher {
             try FaultInjection.check("trie-rename")
             try staged.commit()
         } catch { throw undoAll("\(live): cannot put the new trie in place: \(error)") }
+        // Switch 2b: the feeds' networks, which the daemon reads with the config.
+        do { try feedFiles.write(feeds, stateDirectory: config.stateDirectory) } catch {
+            throw undoAll("\(error)")
+        }
         // Switch 3: the daemon.
         if settings.reloadDaemon {
             if let failure = reloadDaemon() {
@@ -299,7 +322,7 @@ public struct Refresher {
     }
 
     /// Fills the new sets aside, after the ownership and lockout checks.
-    func prepareSets(v4: RangeMap, v6: RangeMap) throws(RefreshError) -> PreparedSets? {
+    func prepareSets(v4: RangeMap, v6: RangeMap, config: GeoGateConfig) throws(RefreshError) -> PreparedSets? {
         let plan: [FirewallSet]
         do { plan = try SetPlanner.plan(config: config, maps: [.v4: v4, .v6: v6], profile: nil, perCountry: false) } catch {
             throw RefreshError("sets: \(error)")
@@ -359,7 +382,8 @@ public struct Refresher {
         var downloaded: (path: String, validators: Validators)?
     }
 
-    func fetchAll(into work: String, deadline: Double) async throws(RefreshError) -> [Fetched] {
+    /// The sources' downloads, then the feeds' (FeedUpdate), with one set of HTTP clients.
+    func fetchAll(into work: String, deadline: Double) async throws(RefreshError) -> (sources: [Fetched], feeds: [Fetched]) {
         let routes = try ProxyRoutes(config: settings, environment: processEnvironment())
         // One client per way out: direct, and each proxy in use.
         var clients: [ProxyServer?: HTTPClient] = [:]
@@ -375,6 +399,7 @@ public struct Refresher {
                                   retryDelay: .milliseconds(Int64(settings.retryDelayMilliseconds)),
                                   maxBytes: settings.maxSizeMegabytes << 20, logger: logger)
         var result: [Fetched] = []
+        var feeds: [Fetched] = []
         var failure: RefreshError?
         do {
             for (index, source) in settings.sources.enumerated() {
@@ -382,10 +407,16 @@ public struct Refresher {
                     result.append(try await fetch(d, format: source.format, fetcher: fetcher, work: work))
                 }
             }
+            for (_, _, d) in feedDownloads() {
+                var f = try await fetch(d, format: nil, fetcher: fetcher, work: work)
+                // A feed is read whole from the file fetched (no archive layer).
+                if f.inputs.isEmpty { f.inputs = [work + "/" + d.name + "/" + d.inputName] }
+                feeds.append(f)
+            }
         } catch { failure = error }
         for client in clients.values { try? await client.shutdown() }
         if let failure { throw failure }
-        return result
+        return (result, feeds)
     }
 
     func fetch(_ d: Download, format: String?, fetcher: HTTPFetcher, work: String) async throws(RefreshError) -> Fetched {
