@@ -44,7 +44,7 @@ max_len() {
 
 dictionary() {
     case $1 in
-        tor|dbip-csv|maxmind-csv|cidr-list) echo Tests/Fuzz/dict/csv.dict ;;
+        tor|dbip-csv|maxmind-csv|cidr-list|feed) echo Tests/Fuzz/dict/csv.dict ;;
         address|rir|mmdb|config|protocol|http|entries|ami) echo "Tests/Fuzz/dict/$1.dict" ;;
         lookup) echo Tests/Fuzz/dict/address.dict ;;
         archive) echo Tests/Fuzz/dict/csv.dict ;;

@@ -11,7 +11,7 @@ geogate=${GEOGATE_BIN:-.build/release/geogate}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config entries ami protocol http; do mkdir -p "$out/$t"; done
+for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config entries ami feed protocol http; do mkdir -p "$out/$t"; done
 seed() { printf '%b' "$3" > "$out/$1/$2"; }
 
 # --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
@@ -94,6 +94,11 @@ printf '\x00' > "$out/lookup/long-line"; head -c 70000 /dev/zero | tr '\0' '9' >
 seed protocol requests '\x00LOOKUP 1.0.0.1\nCHECK web 2.2.3.4\nCHECK full 10.9.1.1\ncheck full ::ffff:10.1.1.1\nINFO\nSTATS\nPING\nRELOAD test\nLOOKUP 2001:db8::1\r\n'
 seed protocol errors '\x03LOOKUP\nCHECK nope 1.2.3.4\nLOOKUP 1.2.3.4 5\nFROB\n\n   \nLOOKUP 999.1.1.1\nCHECK web\x01 1.1.1.1\nlast-without-newline'
 printf '\x07' > "$out/protocol/too-long"; head -c 1100 /dev/zero | tr '\0' 'A' >> "$out/protocol/too-long"; printf '\nPING\n' >> "$out/protocol/too-long"
+
+# --- Feeds: byte 0 the cap, then the shapes Spamhaus DROP, FireHOL and plain lists have.
+seed feed spamhaus-drop '\x40; Spamhaus DROP List 2026/11/30\n; Last-Modified: Mon, 30 Nov 2026\n1.10.16.0/20 ; SBL256894\n2.56.192.0/22 ; SBL459831\n'
+seed feed firehol-netset '\x40#\n# firehol_level1\n#\n0.0.0.0/8\n2001:db8:bad::/48\n\t 5.188.10.0/23  \r\n'
+seed feed plain-and-bad '\x02203.0.113.7\n198.51.100.0/24 extra words\n10.0.0.1/8\n0.0.0.0/0\n'
 
 # --- Run-time entries: the state file, then each line as an entry request.
 seed entries state-file '# geogate run-time entries\nv1\nblock full 203.0.113.7/32 1800000600 1800000000 0 SIP scanner\nallow web 2001:db8::/48 - 1800000000 33 login alice\n'

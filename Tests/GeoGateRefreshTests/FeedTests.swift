@@ -118,4 +118,32 @@ import Glibc
         #expect(capped == 1 && log8.contains("more than 100 networks (max-entries)"), "\(log8)")
         #expect(check(s, "1.1.3.4") == "DENY CH block-list 1.1.0.0/20", "the kept feed still decides")
     }
+
+    /// A failure while keeping the new networks, or at the daemon's reload, puts
+    /// everything back: the kept feeds, the trie, the daemon's answers.
+    @Test func aFailedFeedSwitchChangesNothing() throws {
+        let s = try scratch()
+        #expect(s.refresh().0 == 0)
+        let daemon = s.serve()
+        defer { kill(daemon, SIGTERM); var w: Int32 = 0; waitpid(daemon, &w, 0) }
+        let kept = try String(contentsOfFile: s.directory + "/lstate/feeds/web.block.drop", encoding: .utf8)
+        let trie = s.liveBytes
+        s.server.plan("/drop.txt", [.init(body: Array((Self.drop + "1.0.9.0/24 ; SBL1\n").utf8), etag: "\"d2\"")])
+        // With the country data changed too (the whole transaction), then alone.
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(swapGB: true), etag: "\"c2\"")])
+        for point in ["feeds-write", "daemon-reload"] {
+            let (status, log) = s.refresh(["--force"], environment: ["GEOGATE_FAULT": point])
+            #expect(status == 1 && log.contains("injected failure at \(point)"), "\(point): \(log)")
+            #expect((try? String(contentsOfFile: s.directory + "/lstate/feeds/web.block.drop", encoding: .utf8)) == kept, "\(point)")
+            #expect(s.liveBytes == trie, "\(point): the old trie")
+            #expect((try? UnixSocketClient.ask(s.socket, "CHECK web 1.0.9.1")) == "ALLOW IT country-allowed", "\(point)")
+        }
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"c1\"")])
+        let (alone, log) = s.refresh(environment: ["GEOGATE_FAULT": "feeds-write"])
+        #expect(alone == 1 && log.contains("injected failure at feeds-write"), "\(log)")
+        #expect((try? String(contentsOfFile: s.directory + "/lstate/feeds/web.block.drop", encoding: .utf8)) == kept)
+        let (clean, log2) = s.refresh()
+        #expect(clean == 0, "\(log2)")
+        #expect((try? UnixSocketClient.ask(s.socket, "CHECK web 1.0.9.1")) == "DENY IT block-list 1.0.9.0/24")
+    }
 }

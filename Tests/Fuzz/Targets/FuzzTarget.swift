@@ -44,6 +44,7 @@ public enum FuzzTargets {
         addressTarget,
         lookupTarget,
         importTarget(.tor), importTarget(.dbipCSV), maxmindCSVTarget, mmdbTarget, importTarget(.rir), importTarget(.cidrList),
+        feedTarget,
         archiveTarget,
         configTarget,
         entriesTarget,
