@@ -69,6 +69,15 @@ struct StatusReport: Codable {
         var message: String
     }
 
+    struct FeedState: Codable {
+        var profile: String
+        var name: String
+        var list: String
+        /// nil: not fetched yet.
+        var networks: Int?
+        var ageSeconds: Int64?
+    }
+
     struct ProfileEntries: Codable {
         var profile: String
         var allow: Int
@@ -90,6 +99,8 @@ struct StatusReport: Codable {
     /// Per profile: live run-time entries and the cap (entries.max-per-profile).
     var entries: [ProfileEntries] = []
     var entriesError: String?
+    /// Each profile's allow-lists and block-lists feeds, as last accepted.
+    var feeds: [FeedState] = []
     var daemon: Daemon?
     var refresh = Refresh()
     var problems: [String] = []
@@ -136,6 +147,25 @@ struct StatusReport: Codable {
         // The kernel's sets against the plan, and the rules that use them.
         r.filterOpen = OpenFilter.isOpen(cfg)
         if r.filterOpen { r.degrade("the filter is switched open (`geogate apply --open`): everyone is let in; `geogate apply` closes it") }
+        // Feeds, as the last refresh accepted them (the config carries their networks).
+        for p in cfg.profiles {
+            for feed in p.feeds {
+                let path = feed.file(stateDirectory: cfg.stateDirectory, profile: p.name)
+                var state = FeedState(profile: p.name, name: feed.name, list: "\(feed.action.rawValue)-lists", networks: nil, ageSeconds: nil)
+                var st = stat()
+                if stat(path, &st) == 0, let bytes = try? readWholeFile(path, limit: 64 << 20) {
+                    state.networks = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } - 1  // less the comment line
+                    state.ageSeconds = max(0, now - Int64(st.st_mtim.tv_sec))
+                    if state.ageSeconds! > Int64(cfg.refresh.staleAfterSeconds) {
+                        r.degrade("feed \(p.name)/\(feed.name) was last taken \(Self.age(state.ageSeconds!)) ago, more than refresh.stale-after")
+                    }
+                } else {
+                    r.degrade("feed \(p.name)/\(feed.name) has not been fetched yet (`geogate refresh`): its networks do not count")
+                }
+                r.feeds.append(state)
+            }
+        }
+
         // Run-time entries.
         var runtimeEntries = RuntimeEntries()
         do { runtimeEntries = try RuntimeEntries.load(path: cfg.entriesFile) } catch {
@@ -262,6 +292,11 @@ struct StatusReport: Codable {
             }
             line += s.rules.isEmpty ? "; used by no rule" : "; used by \(s.rules.count) rule\(s.rules.count == 1 ? "" : "s") (\(Set(s.rules).sorted().joined(separator: ", ")))"
             out += line + "\n"
+        }
+        for f in feeds {
+            out += "feed \(f.profile)/\(f.name) (\(f.list)): "
+            out += f.networks.map { "\($0) networks, taken \(Self.age(f.ageSeconds ?? 0)) ago" } ?? "NOT FETCHED YET"
+            out += "\n"
         }
         if let e = entriesError { out += "entries: ERROR \(e)\n" }
         for e in entries {

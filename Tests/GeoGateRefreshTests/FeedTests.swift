@@ -74,6 +74,9 @@ import Glibc
         #expect(check(s, "1.0.8.1") == "ALLOW IT country-allowed")
         let kept = try String(contentsOfFile: s.directory + "/lstate/feeds/web.block.drop", encoding: .utf8)
         #expect(kept.hasSuffix("1.0.5.0/24\n1.0.6.0/23\n"), "\(kept)")
+        let status = run(geogateBinary, ["status", "--config", s.configPath], stdout: s.directory + "/status.out", stderr: "/dev/null")
+        let text = (try? String(contentsOfFile: s.directory + "/status.out", encoding: .utf8)) ?? ""
+        #expect(status != 2 && text.contains("feed web/drop (block-lists): 2 networks, taken ") && text.contains("feed web/partners (allow-lists): 2 networks"), "\(text)")
 
         // Nothing new: every request conditional, exit 3.
         let (second, log2) = s.refresh()
