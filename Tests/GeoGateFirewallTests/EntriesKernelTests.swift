@@ -214,6 +214,38 @@ struct EntriesKernelTests {
         #expect(!member("geogate-full-v4", "192.0.2.1"), "closed again")
     }
 
+    /// A block-lists feed (a file source) through a refresh reaches the kernel's
+    /// profile set: the feed's networks are cut out of it, the rest of the country
+    /// stays; a feed-only change swaps the set again, the trie untouched.
+    @Test func aBlockListFeedReachesTheKernelSets() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let text = try String(contentsOfFile: refreshConfig(scratch, database: scratch.path + "/live.trie", reloadDaemon: false), encoding: .utf8)
+        try text.replacingOccurrences(of: "    no-country: deny\n", with: """
+                no-country: deny
+                block-lists:
+                  - name: drop
+                    file: \(scratch.path)/drop.txt
+
+            """).replacingOccurrences(of: "  max-country-change: 100\n", with: "  max-country-change: 100\n  max-feed-change: 100\n")
+            .appending("state-dir: \(scratch.path)/lstate\n").write(toFile: scratch.path + "/geogate.conf", atomically: true, encoding: .utf8)
+        scratch.write("dbip.csv", testDataset)
+        scratch.write("drop.txt", "; Spamhaus DROP\n198.51.100.128/25 ; SBL1\n")
+        let ns = Namespace(scratch, tag: "efeed")
+        defer { ns.remove() }
+        func refresh() -> CommandResult { ns.run("\"$GEOGATE\" refresh --config \(scratch.path)/geogate.conf") }
+        func member(_ ip: String) -> Bool { ns.run("ipset -q test geogate-full-v4 \(ip)").status == 0 }
+        let first = refresh()
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(member("198.51.100.7") && !member("198.51.100.200"), "IT, less the feed's /25")
+        let trie = try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/live.trie"))
+        scratch.write("drop.txt", "; Spamhaus DROP\n198.51.100.128/25 ; SBL1\n198.51.100.0/26 ; SBL2\n")
+        let second = refresh()
+        #expect(second.status == 0 && second.stderr.contains("feed full/drop: 2 networks (was 1)"), "\(second.stderr)")
+        #expect(!member("198.51.100.7") && member("198.51.100.70") && !member("198.51.100.200"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/live.trie")) == trie, "a feed-only change leaves the trie alone")
+    }
+
     /// With the nft backend: interval sets with element timeouts, and packets
     /// through the rules of Docs/examples/firewall-nft.sh.
     @Test func entriesWithTheNFTBackend() throws {
