@@ -23,18 +23,39 @@ public struct AMIEventReader {
         public let description: String
     }
 
+    public static let maxBodyBytes = 65536
+
     private var line: [UInt8] = []
     private var fields: [(String, String)] = []
     /// The banner (`Asterisk Call Manager/9.0.0`) comes first, alone on its line.
     public private(set) var banner: String?
+    /// FreeSWITCH's event socket (ESL) instead: no banner, and a block with a
+    /// `Content-Length` is followed by that many bytes of body, whose own
+    /// `Key: Value` lines (values percent-encoded) are the event.
+    let eventSocket: Bool
+    private var bodyLength: Int?
+    private var bodyType = ""
+    private var body: [UInt8] = []
 
-    public init() {}
+    public init(eventSocket: Bool = false) {
+        self.eventSocket = eventSocket
+    }
 
     /// Takes the bytes of one read; returns the blocks completed by them (each a
     /// list of fields, keys as sent), or throws on a line or block over the caps.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> [[(String, String)]] {
         var blocks: [[(String, String)]] = []
         for byte in bytes {
+            if let length = bodyLength {
+                body.append(byte)
+                if body.count == length {
+                    // The header's Content-Type first: an event, an api answer, a disconnect notice.
+                    blocks.append([("Content-Type", bodyType)] + Self.eventBody(body))
+                    body.removeAll(keepingCapacity: true)
+                    bodyLength = nil
+                }
+                continue
+            }
             if byte != 0x0A {
                 guard line.count < Self.maxLineBytes else {
                     throw Failure(description: "a line of over \(Self.maxLineBytes) bytes: not the Asterisk Manager Interface?")
@@ -44,11 +65,20 @@ public struct AMIEventReader {
             }
             if line.last == 0x0D { line.removeLast() }
             defer { line.removeAll(keepingCapacity: true) }
-            if banner == nil {
+            if banner == nil && !eventSocket {
                 banner = SafeText.bytes(line, limit: 120)
                 continue
             }
             if line.isEmpty {
+                if eventSocket, let text = Self.value("Content-Length", in: fields) {
+                    guard let length = Int(text), length >= 0, length <= Self.maxBodyBytes else {
+                        throw Failure(description: "a Content-Length of \(SafeText.field(text, limit: 20)) (at most \(Self.maxBodyBytes))")
+                    }
+                    bodyType = Self.value("Content-Type", in: fields) ?? ""
+                    fields.removeAll()
+                    if length > 0 { bodyLength = length } else { blocks.append([("Content-Type", bodyType)]) }
+                    continue
+                }
                 if !fields.isEmpty { blocks.append(fields) }
                 fields.removeAll()
                 continue
@@ -64,6 +94,38 @@ public struct AMIEventReader {
             }
         }
         return blocks
+    }
+
+    /// An ESL event body: `Key: Value` lines, values percent-encoded.
+    static func eventBody(_ body: [UInt8]) -> [(String, String)] {
+        var out: [(String, String)] = []
+        for raw in body.split(separator: 0x0A) where out.count < maxFields {
+            let line = raw.last == 0x0D ? raw.dropLast() : raw[...]
+            guard let colon = line.firstIndex(of: 0x3A) else { continue }
+            var value = line[(colon + 1)...].drop { $0 == 0x20 }
+            var decoded: [UInt8] = []
+            decoded.reserveCapacity(value.count)
+            while let b = value.first {
+                value = value.dropFirst()
+                if b == 0x25, value.count >= 2, let h = hex(value[value.startIndex]), let l = hex(value[value.startIndex + 1]) {
+                    decoded.append(h << 4 | l)
+                    value = value.dropFirst(2)
+                } else {
+                    decoded.append(b)
+                }
+            }
+            out.append((String(decoding: line[..<colon], as: UTF8.self), String(decoding: decoded, as: UTF8.self)))
+        }
+        return out
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x41...0x46: c - 0x41 + 10
+        case 0x61...0x66: c - 0x61 + 10
+        default: nil
+        }
     }
 
     /// The value of `key` (case-insensitive, as Asterisk's own readers take it).
@@ -90,7 +152,12 @@ public enum AMITrustDecision: Equatable, Sendable {
     case other
 }
 
-/// Connects to the AMI, logs in, and turns events into `ALLOW` requests.
+public enum PBX: String, Sendable {
+    case asterisk, freeswitch
+}
+
+/// Connects to the AMI (or FreeSWITCH's event socket), logs in, and turns the
+/// events of phones that authenticated into `ALLOW` requests.
 public final class AMITrust {
     public struct Settings: Sendable {
         public var host: String
@@ -103,8 +170,11 @@ public final class AMITrust {
         /// The services whose SuccessfulAuth counts (PJSIP, SIP, IAX2): not AMI's own logins.
         public var services: Set<String>
         public var daemonSocket: String
+        /// Asterisk's AMI (SuccessfulAuth), or FreeSWITCH's event socket (sofia::register).
+        public var pbx: PBX
         public init(host: String, port: UInt16, username: String, secret: String, profile: String, seconds: Int,
-                    services: Set<String>, daemonSocket: String) {
+                    services: Set<String>, daemonSocket: String, pbx: PBX = .asterisk) {
+            self.pbx = pbx
             self.host = host
             self.port = port
             self.username = username
@@ -133,10 +203,23 @@ public final class AMITrust {
         self.logger = logger
     }
 
+    /// What the log lines start with.
+    var tag: String { settings.pbx == .freeswitch ? "FreeSWITCH" : "AMI" }
+
     var renewAfter: Double { Double(min(max(settings.seconds / 4, 1), 300)) }
 
     /// What to do with one event block.
     public func decide(_ block: [(String, String)]) -> AMITrustDecision {
+        if settings.pbx == .freeswitch {
+            // sofia::register: a registration the profile accepted (its credentials
+            // checked); register_attempt and register_failure are other subclasses.
+            guard AMIEventReader.value("Event-Name", in: block) == "CUSTOM",
+                  AMIEventReader.value("Event-Subclass", in: block) == "sofia::register" else { return .other }
+            let account = SafeText.field(AMIEventReader.value("username", in: block) ?? AMIEventReader.value("from-user", in: block) ?? "?", limit: 64)
+            let ip = AMIEventReader.value("network-ip", in: block) ?? ""
+            guard let a = IPAddress(ip) else { return .skip("network-ip \(SafeText.field(ip, limit: 80)) is not an address") }
+            return .trust(a.unmappedIPv4 ?? a, service: "sofia", account: account)
+        }
         guard AMIEventReader.value("Event", in: block) == "SuccessfulAuth" else { return .other }
         let service = AMIEventReader.value("Service", in: block) ?? ""
         let account = SafeText.field(AMIEventReader.value("AccountID", in: block) ?? "?", limit: 64)
@@ -152,8 +235,10 @@ public final class AMITrust {
     public func runSession() throws(AMIEventReader.Failure) {
         let fd = try connect()
         defer { close(fd) }
-        try send(fd, "Action: Login\r\nUsername: \(settings.username)\r\nSecret: \(settings.secret)\r\nEvents: security\r\n\r\n")
-        var reader = AMIEventReader()
+        let esl = settings.pbx == .freeswitch
+        // The AMI takes the login at once; the event socket asks for it first.
+        if !esl { try send(fd, "Action: Login\r\nUsername: \(settings.username)\r\nSecret: \(settings.secret)\r\nEvents: security\r\n\r\n") }
+        var reader = AMIEventReader(eventSocket: esl)
         var loggedIn = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         var lastData = monotonicSeconds()
@@ -166,14 +251,14 @@ public final class AMITrust {
                 let idle = monotonicSeconds() - lastData
                 if idle > 3 * Self.keepaliveSeconds { throw AMIEventReader.Failure(description: "no answer for \(Int(idle)) s") }
                 if idle > Self.keepaliveSeconds && !pinged {
-                    try send(fd, "Action: Ping\r\n\r\n")
+                    try send(fd, esl ? "api uptime\n\n" : "Action: Ping\r\n\r\n")
                     pinged = true
                 }
                 continue
             }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AMIEventReader.Failure(description: n == 0 ? "the AMI closed the connection" : "read: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw AMIEventReader.Failure(description: n == 0 ? "the \(esl ? "event socket" : "AMI") closed the connection" : "read: \(String(cString: strerror(errno)))") }
             lastData = monotonicSeconds()
             pinged = false
             let fed = buffer.withUnsafeBytes { bytes in
@@ -181,6 +266,32 @@ public final class AMITrust {
             }
             let blocks = try fed.get()
             for block in blocks {
+                if esl {
+                    switch AMIEventReader.value("Content-Type", in: block) {
+                    case "auth/request":
+                        try send(fd, "auth \(settings.secret)\n\n")
+                        continue
+                    case "command/reply" where !loggedIn:
+                        let reply = AMIEventReader.value("Reply-Text", in: block) ?? ""
+                        guard reply.hasPrefix("+OK") else {
+                            throw AMIEventReader.Failure(description: "the event socket refused the password: \(SafeText.field(reply, limit: 200))")
+                        }
+                        loggedIn = true
+                        logger.info("FreeSWITCH: logged in to the event socket at \(settings.host):\(settings.port)")
+                        try send(fd, "event plain CUSTOM sofia::register\n\n")
+                        continue
+                    case "text/disconnect-notice":
+                        throw AMIEventReader.Failure(description: "the event socket closed the connection")
+                    case "text/event-plain":
+                        break
+                    default:
+                        continue  // replies and api responses
+                    }
+                    guard loggedIn else { continue }
+                    events += 1
+                    act(on: block)
+                    continue
+                }
                 if !loggedIn {
                     guard let response = AMIEventReader.value("Response", in: block) else { continue }
                     guard response == "Success" else {
@@ -201,7 +312,7 @@ public final class AMITrust {
     func act(on block: [(String, String)]) {
         switch decide(block) {
         case .other: return
-        case .skip(let why): logger.info("AMI: SuccessfulAuth not trusted: \(why)")
+        case .skip(let why): logger.info("\(settings.pbx == .freeswitch ? "FreeSWITCH: sofia::register" : "AMI: SuccessfulAuth") not trusted: \(why)")
         case .trust(let address, let service, let account):
             let now = monotonicSeconds()
             if let last = lastTrusted[address], now - last < renewAfter { return }
@@ -216,12 +327,12 @@ public final class AMITrust {
                 if answer.hasPrefix("OK ") {
                     lastTrusted[address] = now
                     trusted += 1
-                    logger.notice("AMI: trusted \(address) for \(settings.seconds) s (\(service) account \(account) authenticated)")
+                    logger.notice("\(tag): trusted \(address) for \(settings.seconds) s (\(service) account \(account) authenticated)")
                 } else {
-                    logger.warning("AMI: the daemon refused to trust \(address): \(SafeText.field(answer, limit: 300))")
+                    logger.warning("\(tag): the daemon refused to trust \(address): \(SafeText.field(answer, limit: 300))")
                 }
             } catch {
-                logger.error("AMI: cannot ask the daemon at \(settings.daemonSocket) to trust \(address): \(error)")
+                logger.error("\(tag): cannot ask the daemon at \(settings.daemonSocket) to trust \(address): \(error)")
             }
         }
     }
@@ -233,11 +344,11 @@ public final class AMITrust {
         while true {
             let started = monotonicSeconds()
             do { try runSession() } catch {
-                logger.warning("AMI: \(error)")
+                logger.warning("\(tag): \(error)")
             }
             if once { return 0 }
             if monotonicSeconds() - started > 60 { backoff = 1 }
-            logger.info("AMI: reconnecting in \(Int(backoff)) s")
+            logger.info("\(tag): reconnecting in \(Int(backoff)) s")
             usleep(UInt32(backoff * 1_000_000))
             backoff = min(backoff * 2, 60)
         }

@@ -108,6 +108,9 @@ seed entries bad-network 'v1\nallow full 10.0.0.1/8 - 1 0\n'
 # --- Asterisk Manager Interface: byte 0 the read size, then the recorded session of the tests.
 { printf '\x07Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n'
   sed 's/$/\r/' Tests/GeoGateDaemonTests/ami/session.txt; } > "$out/ami/session"
+{ printf '\x85Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n'
+  body=$(sed '/^---$/,$d' Tests/GeoGateDaemonTests/esl/events.txt)
+  printf 'Content-Length: %d\nContent-Type: text/event-plain\n\n%s\n' "$(( ${#body} + 1 ))" "$body"; } > "$out/ami/esl-session"
 seed ami odd '\x00banner\nEvent: SuccessfulAuth\nService: PJSIP\nRemoteAddress: IPV6/UDP/::ffff:1.2.3.4/5060\nno colon here\nEvent: SuccessfulAuth\n\nRemoteAddress: IPV4/UDP/1.2.3.4\n\n'
 
 # --- HTTP auth_request endpoint: byte 0 sets the read size, then requests.

@@ -660,6 +660,37 @@ extension ClientTests {
         #expect(stored.contains("allow full 198.51.100.44/32 ") && stored.contains(" ami PJSIP 201\n"), "\(stored)")
     }
 
+    /// FreeSWITCH's event socket (`--pbx freeswitch`), against a recorded ESL
+    /// session replayed the same way: each sofia::register (percent-encoded
+    /// values, Content-Length bodies) trusts its network-ip; register_failure,
+    /// other events and a bad address do not.
+    @Test func freeswitchRegistrationsAreTrusted() throws {
+        let d = try Daemon()
+        defer { _ = d.stop() }
+        let esl = repositoryRoot + "/Tests/GeoGateDaemonTests/esl"
+        let portFile = d.directory + "/esl.port", commandsFile = d.directory + "/esl.commands"
+        let server = spawn("/usr/bin/python3", [esl + "/replay.py", esl + "/events.txt", commandsFile, portFile], stderr: d.directory + "/esl.log")
+        defer { kill(server, SIGKILL); var s: Int32 = 0; waitpid(server, &s, 0) }
+        for _ in 0..<100 where access(portFile, F_OK) != 0 { usleep(50_000) }
+        let port = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "0"
+        try "s3cret\n".write(toFile: d.directory + "/esl.secret", atomically: true, encoding: .utf8)
+        let out = d.directory + "/esl.out", err = d.directory + "/esl.err"
+        let status = run(geogateBinary, ["ami-trust", "--pbx", "freeswitch", "--config", d.configPath, "--profile", "full", "--for", "10m",
+                                         "--ami", "127.0.0.1:\(port)", "--secret-file", d.directory + "/esl.secret", "--once"],
+                         stdout: out, stderr: err)
+        let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        #expect(status == 0 && stdout == "events: 5, trusted: 2\n", "\(stdout) \(stderr)")
+        #expect((try? String(contentsOfFile: commandsFile, encoding: .utf8)) == "auth s3cret\nevent plain CUSTOM sofia::register\n")
+        let ask = { (ip: String) in (try? UnixSocketClient.ask(d.socket, "CHECK full \(ip)")) ?? "" }
+        #expect(ask("198.51.100.45").hasSuffix("runtime-allow 198.51.100.45/32"), "\(ask("198.51.100.45"))")
+        #expect(ask("2001:db8:2::78").hasSuffix("runtime-allow 2001:db8:2::78/128"))
+        #expect(!ask("192.0.2.66").contains("runtime-allow"), "a failed registration is not trusted")
+        for line in ["FreeSWITCH: trusted 198.51.100.45 for 600 s (sofia account 1000 authenticated)", "network-ip bogus\\nline is not an address",
+                     "the event socket closed the connection"] {
+            #expect(stderr.contains(line), "\(line): \(stderr)")
+        }
+    }
+
     @Test func aRefusedLoginSaysSo() throws {
         let d = try Daemon()
         defer { _ = d.stop() }

@@ -128,8 +128,9 @@ import Glibc
             "/var/log/asterisk": "Asterisk's security log, in the lookup examples",
             "/etc/asterisk": "Asterisk's own config, in the ami-trust example",
             "/etc/geogate/ami.secret": "the admin's AMI secret, for ami-trust",
+            "/etc/geogate/partners.txt": "the admin's own allow-list, in the feeds example",
         ]
-        let madeAtInstall = ["/run/geogate", "/var/lib/geogate"]
+        let madeAtInstall = ["/run/geogate", "/var/lib/geogate", "/etc/geogate/profiles.d"]
         var files = ["/etc/geogate/geogate.conf", "/usr/share/doc/geogate/README.md", "/usr/share/geogate/geogate.php",
                      "/usr/share/doc/geogate/PROTOCOL.md", "/usr/share/doc/geogate/TRANSACTIONS.md"]
         files += (try FileManager.default.contentsOfDirectory(atPath: root + "/lib/systemd/system")).map { "/lib/systemd/system/" + $0 }
@@ -198,6 +199,9 @@ import Glibc
         var st = stat()
         #expect(stat(trie, &st) == 0 && Int(st.st_uid) == uid && st.st_mode & 0o777 == 0o644, "the first trie, owned by geogate")
         #expect(stat(target + "/run/geogate", &st) == 0 && Int(st.st_uid) == uid, "/run/geogate owned by geogate")
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: target + "/etc/geogate/profiles.d", isDirectory: &isDirectory) && isDirectory.boolValue,
+                "the drop-in directory")
         let info = shell("'\(target)/usr/bin/geogate' info --db '\(trie)'")
         #expect(info.status == 0 && info.stdout.contains("countries:"), "\(info)")
         let firstTrie = try Data(contentsOf: URL(fileURLWithPath: trie))
