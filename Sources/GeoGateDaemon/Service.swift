@@ -40,7 +40,11 @@ public final class Snapshot: Sendable {
     }
 
     /// Loads the config, then the trie it names (or `database`); throws a message.
-    static func load(configPath: String, database: String?, counters: (String) -> VerdictCounters) throws -> Snapshot {
+    /// `entriesFailure`: at start-up, an entries file that cannot be read is
+    /// reported there and the daemon serves without run-time entries (web logins
+    /// must not stop for it); nil (a reload): it fails the reload, the old snapshot serves.
+    static func load(configPath: String, database: String?, counters: (String) -> VerdictCounters,
+                     entriesFailure: ((String) -> Void)? = nil) throws -> Snapshot {
         // Each file's identity is taken before it is read: a replacement racing the
         // load then shows up as a change, and costs one more reload, never a miss.
         let configIdentity = FileIdentity(path: configPath)
@@ -48,7 +52,11 @@ public final class Snapshot: Sendable {
         let triePath = try config.trieFile(override: database)
         let trieIdentity = FileIdentity(path: triePath)
         let trie = try TrieFile(path: triePath)
-        let entries = try RuntimeEntries.load(path: config.entriesFile)
+        var entries = RuntimeEntries()
+        do { entries = try RuntimeEntries.load(path: config.entriesFile) } catch {
+            guard let report = entriesFailure else { throw error }
+            report("\(error)")
+        }
         return Snapshot(trie: trie, config: config, entries: entries,
                         files: WatchedFiles(triePath: triePath, trie: trieIdentity, config: configIdentity,
                                             dropIns: WatchedFiles.dropIns(config)), counters: counters)
@@ -202,7 +210,8 @@ public final class LookupService: Sendable {
         self.database = database
         self.logger = logger
         let registry = verdictCounters
-        self.current = Mutex(try Snapshot.load(configPath: configPath, database: database, counters: registry.counters))
+        self.current = Mutex(try Snapshot.load(configPath: configPath, database: database, counters: registry.counters,
+                                               entriesFailure: { logger?.error("run-time entries: \($0); serving without them until they are fixed and reloaded") }))
     }
 
     public var snapshot: Snapshot { current.withLock { $0 } }

@@ -26,10 +26,19 @@ struct PolicyOptions: ParsableArguments {
 }
 
 /// Plans the sets; a bad profile choice is a message and exit 2.
-func planSets(_ cfg: GeoGateConfig, _ trie: TrieFile, profile: String?, perCountry: Bool) throws -> [FirewallSet] {
+/// `boot`: an entries file that cannot be read is no reason to boot without a
+/// filter: the sets are loaded with empty run-time sets, and it is said.
+func planSets(_ cfg: GeoGateConfig, _ trie: TrieFile, profile: String?, perCountry: Bool, boot: Bool = false) throws -> [FirewallSet] {
+    var entries: RuntimeEntries
+    do { entries = try RuntimeEntries.load(path: cfg.entriesFile) } catch {
+        printError("geogate: run-time entries: \(error)")
+        guard boot else { throw ExitCode(2) }
+        printError("geogate: --boot: loading the sets without run-time entries; fix or remove \(cfg.entriesFile), then `geogate apply`")
+        entries = RuntimeEntries()
+    }
     do {
         return try SetPlanner.plan(config: cfg, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
-                                   profile: profile, perCountry: perCountry)
+                                   profile: profile, perCountry: perCountry, entries: entries)
     } catch {
         printError("geogate: \(error)")
         throw ExitCode(2)
@@ -122,7 +131,7 @@ struct Apply: ParsableCommand {
         }
         defer { lock.release() }
         // Planned under the lock: the run-time entries change only while it is held.
-        let planned = try planSets(cfg, trie, profile: profile, perCountry: perCountry)
+        let planned = try planSets(cfg, trie, profile: profile, perCountry: perCountry, boot: boot)
         // Read under the lock: refresh changes sets only while holding it.
         let wasOpen = OpenFilter.isOpen(cfg)
         let opening = open || (boot && wasOpen)

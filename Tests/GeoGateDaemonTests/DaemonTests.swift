@@ -691,6 +691,24 @@ extension ClientTests {
         }
     }
 
+    /// A run-time entries file that cannot be read (edited by hand): a reload is
+    /// refused with the old entries serving; a daemon starting with it serves
+    /// without entries and says so, rather than stopping every web login.
+    @Test func aBrokenEntriesFileNeverStopsTheDaemon() throws {
+        let d = try Daemon()
+        defer { _ = d.stop() }
+        #expect((try? UnixSocketClient.ask(d.socket, "ALLOW web 2.16.0.1 0 test")) == "OK allow web 2.16.0.1/32 expires=never")
+        try "v1\nallow web not-a-network - 1 0\n".write(toFile: d.directory + "/state/entries", atomically: true, encoding: .utf8)
+        let reload = (try? UnixSocketClient.ask(d.socket, "RELOAD")) ?? ""
+        #expect(reload.hasPrefix("ERR reload-failed") && reload.contains("entries:2: not a network"), "\(reload)")
+        #expect((try? UnixSocketClient.ask(d.socket, "CHECK web 2.16.0.1")) == "ALLOW EU runtime-allow 2.16.0.1/32", "the old entries serve")
+        _ = d.stop()
+        try d.start()
+        #expect((try? UnixSocketClient.ask(d.socket, "CHECK web 2.16.0.1")) == "DENY EU country-not-allowed", "up, without entries")
+        #expect(d.log.contains("run-time entries: ") && d.log.contains("entries:2: not a network") && d.log.contains("serving without them"), "\(d.log)")
+        #expect((try? UnixSocketClient.ask(d.socket, "ALLOW web 2.16.0.1 0 test"))?.hasPrefix("ERR entry-failed") == true, "no change on top of a broken file")
+    }
+
     @Test func aRefusedLoginSaysSo() throws {
         let d = try Daemon()
         defer { _ = d.stop() }

@@ -212,6 +212,16 @@ struct EntriesKernelTests {
         #expect(geogate("apply").status == 0)
         #expect(member("geogate-full-rt-block-v4", "198.51.100.5") && member("geogate-full-rt-block-v4", "198.51.100.6"))
         #expect(!member("geogate-full-v4", "192.0.2.1"), "closed again")
+        // An entries file broken by hand: apply refuses, naming it; the boot unit
+        // loads the filter anyway, with empty run-time sets.
+        try "v1\nblock full 198.51.100.5/32 soon 1 0\n".write(toFile: scratch.path + "/state/entries", atomically: true, encoding: .utf8)
+        let refused = geogate("apply")
+        #expect(refused.status == 2 && refused.stderr.contains("/state/entries:2: the expiry is not a time"), "\(refused.stderr)")
+        #expect(member("geogate-full-rt-block-v4", "198.51.100.5"), "the live sets stay")
+        ns.run("ipset destroy; rm -rf \(scratch.path)/run")
+        let booted = geogate("apply --boot")
+        #expect(booted.status == 0 && booted.stderr.contains("loading the sets without run-time entries"), "\(booted.stderr)")
+        #expect(member("geogate-full-v4", "198.51.100.7") && !member("geogate-full-rt-block-v4", "198.51.100.5"))
     }
 
     /// A block-lists feed (a file source) through a refresh reaches the kernel's
