@@ -94,27 +94,28 @@ public struct GeoGateConfig: Sendable {
     }
 
     public static func load(path: String) throws(ConfigError) -> GeoGateConfig {
+        try parse(try readText(path, limit: 4 << 20), path: path, dropIns: true)
+    }
+
+    /// A config or drop-in file as text: at most `limit` bytes of UTF-8, without
+    /// the byte order mark editors on Windows write.
+    static func readText(_ path: String, limit: Int) throws(ConfigError) -> String {
         let bytes: [UInt8]
-        do { bytes = try readWholeFile(path, limit: 4 << 20) } catch {
-            throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than 4 MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
+        do { bytes = try readWholeFile(path, limit: limit) } catch {
+            throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than \(limit >> 20) MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
         }
-        // A UTF-8 byte order mark (editors on Windows write one) is not part of the YAML.
         let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
         guard let text = String(validating: body, as: UTF8.self) else {
             throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text")
         }
-        return try parse(text, path: path, dropIns: true)
+        return text
     }
 
-    /// `dropIns`: also read the profiles of `profiles-dir` (a config read from a
-    /// file; tests and the fuzzer parse text alone).
-    public static func parse(_ text: String, path: String, dropIns: Bool = false) throws(ConfigError) -> GeoGateConfig {
-        let root: Node
+    /// The YAML's root node; an empty document is `empty`'s error.
+    static func compose(_ text: String, path: String, empty: String) throws(ConfigError) -> Node {
         do {
-            guard let node = try Yams.compose(yaml: text) else {
-                throw ConfigError(path: path, line: nil, key: "", message: "empty config: at least one profile is needed")
-            }
-            root = node
+            guard let node = try Yams.compose(yaml: text) else { throw ConfigError(path: path, line: nil, key: "", message: empty) }
+            return node
         } catch let error as ConfigError {
             throw error
         } catch let error as YamlError {
@@ -122,6 +123,12 @@ public struct GeoGateConfig: Sendable {
         } catch {
             throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
         }
+    }
+
+    /// `dropIns`: also read the profiles of `profiles-dir` (a config read from a
+    /// file; tests and the fuzzer parse text alone).
+    public static func parse(_ text: String, path: String, dropIns: Bool = false) throws(ConfigError) -> GeoGateConfig {
+        let root = try compose(text, path: path, empty: "empty config: at least one profile is needed")
         return try Reader(path: path).config(root, dropIns: dropIns)
     }
 
@@ -171,25 +178,8 @@ public struct GeoGateConfig: Sendable {
         var out: [(Profile, String)] = []
         for name in names.sorted() {
             let path = directory + "/" + name
-            let bytes: [UInt8]
-            do { bytes = try readWholeFile(path, limit: maxDropInBytes) } catch {
-                throw ConfigError(path: path, line: nil, key: "", message: error.errno == EFBIG ? "larger than 1 MiB" : "cannot read: \(String(cString: strerror(error.errno)))")
-            }
-            let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
-            guard let text = String(validating: body, as: UTF8.self) else { throw ConfigError(path: path, line: nil, key: "", message: "not UTF-8 text") }
-            let root: Node
-            do {
-                guard let node = try Yams.compose(yaml: text) else {
-                    throw ConfigError(path: path, line: nil, key: "", message: "empty: a drop-in holds one profile's keys (scope, allow-countries, ...)")
-                }
-                root = node
-            } catch let error as ConfigError {
-                throw error
-            } catch let error as YamlError {
-                throw ConfigError(path: path, line: yamlLine(error), key: "", message: yamlMessage(error))
-            } catch {
-                throw ConfigError(path: path, line: nil, key: "", message: "\(error)")
-            }
+            let root = try compose(try readText(path, limit: maxDropInBytes), path: path,
+                                   empty: "empty: a drop-in holds one profile's keys (scope, allow-countries, ...)")
             out.append((try Reader(path: path).profile(String(name.dropLast(5)), root, root), path))
         }
         return out
