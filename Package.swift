@@ -68,11 +68,15 @@ let package = Package(
                                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")]),
+        // A fleet from one compile host: Ed25519 keys and detached trie signatures.
+        .target(name: "GeoGateFleet",
+                dependencies: ["GeoGateCore", .product(name: "Crypto", package: "swift-crypto")]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
-                                         "GeoGateDaemon", "GeoGateRefresh",
+                                         "GeoGateDaemon", "GeoGateRefresh", "GeoGateFleet",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Crypto", package: "swift-crypto"),
                                          .product(name: "Logging", package: "swift-log"),
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .executableTarget(name: "GeoGateBench",

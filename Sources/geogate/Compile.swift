@@ -1,4 +1,6 @@
 import ArgumentParser
+import Crypto
+import GeoGateFleet
 import GeoGateCore
 import GeoGateImport
 import GeoGateTrie
@@ -45,6 +47,8 @@ struct Compile: ParsableCommand {
     @Option(help: ArgumentHelp("The most trie nodes the compile may build.", valueName: "N"))
     var maxNodes = TrieWriter.defaultMaximumNodes
 
+    @Option(help: ArgumentHelp("Also write FILE.sig beside the trie: an Ed25519 signature over its bytes, with this private key (`geogate keygen`).", valueName: "KEY"))
+    var signKey: String?
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
@@ -80,6 +84,14 @@ struct Compile: ParsableCommand {
             printError("geogate: \(error)")
             throw ExitCode(1)
         }
+        // The key first: a bad key fails before anything is written.
+        var key: TrieSigningKey?
+        if let signKey {
+            do { key = TrieSigningKey(try TrieSigning.privateKey(signKey)) } catch {
+                printError("geogate: --sign-key: \(error)")
+                throw ExitCode(2)
+            }
+        }
         let dataset = CountryDataset(taking: &sources)
         let time = buildTime ?? getenv("SOURCE_DATE_EPOCH").flatMap { Int64(String(cString: $0)) } ?? Int64(time(nil))
         let metadataSources = sources.map {
@@ -88,6 +100,7 @@ struct Compile: ParsableCommand {
         do {
             let bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: time, maxNodes: maxNodes)
             try AtomicFile.write(bytes, to: output)
+            if let key { try AtomicFile.write(try TrieSigning.sign(bytes, with: key.key), to: output + ".sig") }
             if !quiet {
                 for s in sources {
                     var line = "  \(s.name) [\(s.format.rawValue)]: \(s.v4Count) IPv4 and \(s.v6Count) IPv6 ranges"
@@ -107,3 +120,9 @@ struct Compile: ParsableCommand {
     }
 }
 
+
+/// A private key held for the compile (a struct, so the optional reads plainly).
+struct TrieSigningKey {
+    let key: Curve25519.Signing.PrivateKey
+    init(_ key: Curve25519.Signing.PrivateKey) { self.key = key }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GeoGateCore
+import GeoGateFleet
 import GeoGateTrie
 #if canImport(Glibc)
 import Glibc
@@ -10,12 +11,16 @@ struct Info: ParsableCommand {
         abstract: "Print a trie file's metadata: build time, sources with SHA-256, counts per family, countries.")
 
     @OptionGroup var database: DatabaseOption
+    @Option(help: ArgumentHelp("Check FILE.sig against this public key (repeatable: the keys a node trusts).", valueName: "PUB"))
+    var publicKey: [String] = []
 
     func run() throws {
-        let trie = try openTrie(try database.path())
+        let path = try database.path()
+        let trie = try openTrie(path)
         let m = trie.metadata
         var out = OutputBuffer()
         out.write("file: \(trie.path)\n")
+        out.write("signature: \(try signature(path))\n")
         out.write("size: \(trie.size) bytes\n")
         out.write("format: geogate trie version \(TrieFormat.version)\n")
         out.write("built: \(formatUTC(m.buildTime)) (\(m.buildTime))\n")
@@ -28,6 +33,33 @@ struct Info: ParsableCommand {
         out.write("countries: \(trie.countries.count)\n")
         out.write("  " + trie.countries.sorted().map(\.description).joined(separator: " ") + "\n")
         out.flush()
+    }
+
+    /// What `<trie>.sig` says: none, a key id, or the key that verified it; a
+    /// signature that does not verify with the given keys is exit 1.
+    func signature(_ path: String) throws -> String {
+        guard let line = try? readWholeFile(path + ".sig", limit: 4096) else { return "none (no \(path).sig)" }
+        let keys: [TrieSigning.PublicKey]
+        do { keys = try publicKey.map { p throws(TrieSigning.Failure) in try TrieSigning.publicKey(p) } } catch {
+            printError("geogate: --public-key: \(error)")
+            throw ExitCode(2)
+        }
+        guard !keys.isEmpty else {
+            let words = String(decoding: line.prefix(200), as: UTF8.self).split(separator: " ")
+            return "key \(SafeText.field(words.count > 1 ? words[1] : "?", limit: 32)) (not checked: give --public-key)"
+        }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: 1 << 30) } catch {
+            printError("geogate: \(error)")
+            throw ExitCode(2)
+        }
+        do {
+            let key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: line, keys: keys, name: path + ".sig") }
+            return "key \(key.id), verified with \(key.origin)"
+        } catch {
+            printError("geogate: \(error)")
+            throw ExitCode(1)
+        }
     }
 }
 
