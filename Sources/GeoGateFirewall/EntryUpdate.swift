@@ -86,19 +86,19 @@ public enum EntryUpdate {
         var elementwise: RuntimeSetChange?
         var kernel: [String] = []
         if profile.scope == .fullServer {
-            let family = switch change {
-            case .put(let e): e.network.family
-            case .remove(_, let n): n.family
-            }
             let network = switch change {
             case .put(let e): e.network
             case .remove(_, let n): n
             }
-            if try profileSetsAreLoaded(profile, config: config) {
+            let family = network.family
+            let live = try liveState(profile, family: family, config: config)
+            if case .notLoaded = live {
+                kernel = ["the sets of profile \(profile.name) are not loaded here: `geogate apply` loads the entries with them"]
+            } else {
                 let policy = config.policy(profile)
                 let open = OpenFilter.isOpen(config)
                 do {
-                    if let ipset = try liveRuntimeSets(profile, family: family, config: config) {
+                    if case .elementwise(let ipset) = live {
                         let operations = RuntimeSetChange.plan(policy: policy, network: network, old: before.entries, new: entries.entries,
                                                                now: now, blockSetOpen: open)
                         var c = RuntimeSetChange(kernel: ipset.kernel)
@@ -123,8 +123,6 @@ public enum EntryUpdate {
                         kernel = p.reportLines
                     }
                 } catch { throw EntryError(.failed, "kernel sets: \(error); nothing was changed") }
-            } else {
-                kernel = ["the sets of profile \(profile.name) are not loaded here: `geogate apply` loads the entries with them"]
             }
         }
         func revertKernel() {
@@ -155,32 +153,32 @@ public enum EntryUpdate {
         return Outcome(entries: entries, summary: summary, kernel: kernel)
     }
 
-    /// True when the profile's sets are live here: loaded by geogate (its record,
-    /// for ipset) or present in table inet geogate (nft). Otherwise there is
-    /// nothing to enforce entries with yet, and `apply` loads them later.
-    static func profileSetsAreLoaded(_ profile: Profile, config: GeoGateConfig) throws(EntryError) -> Bool {
-        let name = "\(profile.setName)-v4"
-        if config.backend == "nft" { return SetInspector.nftElements(name, family: .v4) != nil }
-        do {
-            let registry = try SetRegistry(path: config.setRecordFile)
-            guard registry.owns(name, family: .v4) else { return false }
-            return try IPSetKernel().exists(name)
-        } catch { throw EntryError(.failed, "kernel sets: \(error); nothing was changed") }
+    /// How the profile's run-time sets of a family can change here.
+    enum LiveRuntimeSets {
+        /// The profile's sets are not live here (geogate did not load them in this
+        /// namespace): nothing to enforce entries with yet; `apply` loads them later.
+        case notLoaded
+        /// Both run-time sets are geogate's live hash:net sets: element by element.
+        case elementwise(kernel: IPSetKernel, registry: SetRegistry)
+        /// Built aside and swapped in (nft, or sets an older release never created).
+        case rebuild
     }
 
-    /// A libipset session and the set record, when both run-time sets of `family`
-    /// are live here and geogate's (ipset backend): then a change goes element by
-    /// element. nil: rebuild them (nft, or sets an older release never created).
-    static func liveRuntimeSets(_ profile: Profile, family: IPFamily, config: GeoGateConfig) throws(IPSetError)
-        -> (kernel: IPSetKernel, registry: SetRegistry)? {
-        guard config.backend == "ipset" else { return nil }
-        let registry = try SetRegistry(path: config.setRecordFile)
-        let kernel = try IPSetKernel()
-        for action in RuntimeEntry.Action.allCases {
-            guard let name = profile.runtimeSetName(action, family), registry.owns(name, family: family),
-                  let header = try kernel.header(name), header.type == "hash:net" else { return nil }
-        }
-        return (kernel, registry)
+    /// One look at the record and the kernel (one libipset session) per change.
+    static func liveState(_ profile: Profile, family: IPFamily, config: GeoGateConfig) throws(EntryError) -> LiveRuntimeSets {
+        let profileSet = "\(profile.setName)-v4"
+        if config.backend == "nft" { return SetInspector.nftElements(profileSet, family: .v4) != nil ? .rebuild : .notLoaded }
+        do {
+            let registry = try SetRegistry(path: config.setRecordFile)
+            guard registry.owns(profileSet, family: .v4) else { return .notLoaded }
+            let kernel = try IPSetKernel()
+            guard try kernel.exists(profileSet) else { return .notLoaded }
+            for action in RuntimeEntry.Action.allCases {
+                guard let name = profile.runtimeSetName(action, family), registry.owns(name, family: family),
+                      let header = try kernel.header(name), header.type == "hash:net" else { return .rebuild }
+            }
+            return .elementwise(kernel: kernel, registry: registry)
+        } catch { throw EntryError(.failed, "kernel sets: \(error); nothing was changed") }
     }
 
     /// RELOAD on the daemon's socket: nil when it took the new entries or is not
