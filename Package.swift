@@ -64,13 +64,13 @@ let package = Package(
         // Scheduled refresh: downloads (AsyncHTTPClient), archives (libarchive), checks,
         // the sanity guard, the swap, then daemon reload and sets.
         .target(name: "GeoGateRefresh",
-                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
+                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall", "GeoGateFleet",
                                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")]),
-        // A fleet from one compile host: Ed25519 keys and detached trie signatures.
+        // A fleet from one compile host: Ed25519 keys, detached trie signatures, publication.
         .target(name: "GeoGateFleet",
-                dependencies: ["GeoGateCore", .product(name: "Crypto", package: "swift-crypto")]),
+                dependencies: ["GeoGateCore", "GeoGateTrie", .product(name: "Crypto", package: "swift-crypto")]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",
@@ -104,7 +104,7 @@ let package = Package(
         // Fuzz targets: one entry per parser of outside bytes, shared by the libFuzzer
         // driver (Scripts/fuzz.sh) and the regression tests (Tests/Fuzz/regressions).
         .target(name: "GeoGateFuzzTargets",
-                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateDaemon",
+                dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateDaemon", "GeoGateFleet",
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOEmbedded", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],

@@ -70,6 +70,18 @@ public enum TrieSigning {
         do { return try Curve25519.Signing.PrivateKey(rawRepresentation: seed) } catch { throw Failure("\(SafeText.field(path)): \(error)") }
     }
 
+    /// A trusted key as a node's config gives it: a key file's path, or the
+    /// file's line inline ("geogate-ed25519 <base64>").
+    public static func trustedKey(_ spec: String, origin: String) throws(Failure) -> PublicKey {
+        guard spec.hasPrefix(publicTag + " ") else { return try publicKey(spec) }
+        let words = spec.split(separator: " ")
+        guard words.count == 2, let raw = Data(base64Encoded: String(words[1])), raw.count == 32,
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            throw Failure("\(origin): not a \(publicTag) key")
+        }
+        return PublicKey(raw: key.rawRepresentation, origin: origin)
+    }
+
     public static func publicKey(_ path: String) throws(Failure) -> PublicKey {
         let raw = try field(path, tag: publicTag, length: 32)
         do { return PublicKey(raw: try Curve25519.Signing.PublicKey(rawRepresentation: raw).rawRepresentation, origin: path) } catch {

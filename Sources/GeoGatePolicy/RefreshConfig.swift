@@ -50,6 +50,13 @@ public struct RefreshConfig: Sendable, Equatable {
     public var noProxy: String?
     /// `geogate status` calls live data older than this stale (a degraded state).
     public var staleAfterSeconds = 7 * 86_400
+    /// On a compile host: after each refresh, sign the live trie and publish it for the nodes.
+    public var publish: PublishConfig?
+
+    /// The one `trie:` source of a fleet node, if that is what this config has.
+    public var publishedTrie: RefreshSource? {
+        sources.first { if case .trie = $0.kind { true } else { false } }
+    }
 
     public init() {}
 
@@ -60,12 +67,30 @@ public struct RefreshConfig: Sendable, Equatable {
     public var lastRefreshRecord: String { stateDirectory + "/last-refresh" }
 }
 
-/// One source of `refresh.sources`: a built-in provider, a URL or a local file.
+/// `refresh.publish`: where a compile host publishes its signed trie (`geogate publish`).
+public struct PublishConfig: Sendable, Equatable {
+    /// The directory a web server serves to the nodes.
+    public var directory: String
+    /// The Ed25519 private key (`geogate keygen`).
+    public var signKey: String
+    /// How many publications' tries stay in the directory.
+    public var keep = 3
+
+    public init(directory: String, signKey: String) {
+        self.directory = directory
+        self.signKey = signKey
+    }
+}
+
+/// One source of `refresh.sources`: a built-in provider, a URL, a local file, or
+/// the signed trie a compile host publishes (a fleet node).
 public struct RefreshSource: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case provider(Provider)
         case url(String)
         case file(String)
+        /// The URL of a publisher's directory (its `manifest` and the tries it names).
+        case trie(String)
     }
 
     /// The built-in providers: their URL patterns, archive layouts and checksums.
@@ -92,6 +117,9 @@ public struct RefreshSource: Sendable, Equatable {
     public var sha256URL: String?
     /// The input format, when it should not be detected (`compile --format`).
     public var format: String?
+    /// A `trie:` source's trusted keys: each a public key file's path, or a key
+    /// inline ("geogate-ed25519 <base64>"). Several, while a key is rotated.
+    public var publicKeys: [String] = []
 
     public init(kind: Kind) { self.kind = kind }
 }
@@ -101,7 +129,7 @@ extension Reader {
         var r = RefreshConfig()
         let known: Set<String> = ["sources", "state-dir", "timeout", "idle-timeout", "deadline", "max-input-mb", "max-ranges", "max-nodes", "retries", "retry-delay-ms", "max-size-mb",
                                   "max-family-change", "max-country-change", "max-feed-change", "min-ranges", "reload-daemon", "apply-sets",
-                                  "on-change", "keep-previous", "proxy", "no-proxy", "stale-after"]
+                                  "on-change", "keep-previous", "proxy", "no-proxy", "stale-after", "publish"]
         for (k, _, v) in try mapping(node, "refresh", allowed: known) {
             let key = "refresh.\(k)"
             switch k {
@@ -132,10 +160,38 @@ extension Reader {
                 r.proxy = proxy
             case "no-proxy": r.noProxy = try string(v, key)
             case "stale-after": r.staleAfterSeconds = try positiveDuration(v, key)
+            case "publish": r.publish = try publishConfig(v, key)
             default: r.onChange = try string(v, key)
             }
         }
+        if r.publishedTrie != nil, r.sources.count > 1 {
+            throw fail(nil, "refresh.sources", "a trie: source is the only source of a node: the publisher merges the others")
+        }
+        if r.publishedTrie != nil && r.publish != nil {
+            throw fail(nil, "refresh.publish", "a node that takes a published trie does not publish one (only the compile host does)")
+        }
         return r
+    }
+
+    /// 32 bytes in base64: 43 characters of the alphabet and one "=".
+    static func isBase64Of32Bytes(_ text: Substring) -> Bool {
+        text.utf8.count == 44 && text.hasSuffix("=") &&
+            text.utf8.dropLast().allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 43 || $0 == 47 }
+    }
+
+    func publishConfig(_ node: Node, _ key: String) throws(ConfigError) -> PublishConfig {
+        var dir: String?, signKey: String?, keep = 3
+        for (k, _, v) in try mapping(node, key, allowed: ["dir", "sign-key", "keep"]) {
+            switch k {
+            case "dir": dir = try string(v, "\(key).dir")
+            case "sign-key": signKey = try string(v, "\(key).sign-key")
+            default: keep = try number(v, "\(key).keep", 1...100)
+            }
+        }
+        guard let dir, let signKey else { throw fail(node, key, "needs dir (what the web server serves) and sign-key (geogate keygen)") }
+        var p = PublishConfig(directory: dir, signKey: signKey)
+        p.keep = keep
+        return p
     }
 
     func positiveDuration(_ node: Node, _ key: String) throws(ConfigError) -> Int {
@@ -153,12 +209,12 @@ extension Reader {
     }
 
     func refreshSource(_ node: Node, _ key: String) throws(ConfigError) -> RefreshSource {
-        let known: Set<String> = ["provider", "url", "file", "base-url", "edition", "account-id", "license-key",
-                                  "license-key-file", "countries", "sha256", "sha256-url", "format"]
+        let known: Set<String> = ["provider", "url", "file", "trie", "base-url", "edition", "account-id", "license-key",
+                                  "license-key-file", "countries", "sha256", "sha256-url", "format", "public-key"]
         let entries = try mapping(node, key, allowed: known)
-        let kinds = entries.filter { ["provider", "url", "file"].contains($0.0) }
+        let kinds = entries.filter { ["provider", "url", "file", "trie"].contains($0.0) }
         guard kinds.count == 1, let (kindName, _, kindValue) = kinds.first else {
-            throw fail(node, key, "each source has exactly one of provider, url or file")
+            throw fail(node, key, "each source has exactly one of provider, url, file or trie")
         }
         let value = try string(kindValue, "\(key).\(kindName)")
         var source: RefreshSource
@@ -173,6 +229,11 @@ extension Reader {
                 throw fail(kindValue, "\(key).url", "\"\(value)\" is not an http:// or https:// URL")
             }
             source = RefreshSource(kind: .url(value))
+        case "trie":
+            guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+                throw fail(kindValue, "\(key).trie", "\"\(value)\" is not an http:// or https:// URL (the publisher's directory)")
+            }
+            source = RefreshSource(kind: .trie(value))
         default:
             source = RefreshSource(kind: .file(value))
         }
@@ -196,8 +257,31 @@ extension Reader {
                 guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else { throw fail(v, itemKey, "expected 64 hex digits") }
                 source.sha256 = hex
             case "sha256-url": source.sha256URL = try string(v, itemKey)
+            case "public-key":
+                for (item, k) in try list(v, itemKey) {
+                    let spec = try string(item, k)
+                    if spec.hasPrefix("geogate-ed25519 ") {
+                        // Inline: checked here; a key file is read (and checked) by each refresh.
+                        let words = spec.split(separator: " ")
+                        guard words.count == 2, Self.isBase64Of32Bytes(words[1]) else {
+                            throw fail(item, k, "not a geogate-ed25519 public key (geogate keygen writes one to geogate.pub)")
+                        }
+                    } else if !spec.hasPrefix("/") {
+                        throw fail(item, k, "\"\(spec)\": give the public key file's absolute path, or the key inline (\"geogate-ed25519 <base64>\")")
+                    }
+                    source.publicKeys.append(spec)
+                }
             default: source.format = try string(v, itemKey)
             }
+        }
+        if case .trie = source.kind {
+            guard !source.publicKeys.isEmpty else {
+                throw fail(node, key, "a trie: source needs public-key: the keys it trusts (a node never takes an unsigned trie)")
+            }
+            let other = entries.map(\.0).filter { !["trie", "public-key"].contains($0) }
+            guard other.isEmpty else { throw fail(node, key, "a trie: source takes only public-key, not \(other.joined(separator: ", "))") }
+        } else if !source.publicKeys.isEmpty {
+            throw fail(node, key, "public-key belongs to a trie: source")
         }
         if case .provider(.maxmind) = source.kind, source.accountID == nil || source.licenseKey == nil {
             throw fail(node, key, "the maxmind provider needs account-id and license-key (or license-key-file)")

@@ -59,6 +59,8 @@ enum Providers {
             return d
         }
         switch source.kind {
+        case .trie:
+            return []  // a fleet node's publication: Publication.swift
         case .file(let path):
             let name = "file\(index)-" + safeName(lastComponent(path))
             return [pinned(Download(name: name, location: .file(path), inputName: lastComponent(path)))]

@@ -56,24 +56,47 @@ public struct Refresher {
         let work = try temporaryDirectory(in: workDirectory)
         defer { removeTree(work) }
 
-        // 1. Fetch (the feeds too).
-        let (fetched, feedsFetched) = try await fetchAll(into: work, deadline: deadline)
+        // 1. Fetch (the feeds too; a fleet node: the publisher's signed trie).
+        let (fetched, feedsFetched, published) = try await fetchAll(into: work, deadline: deadline, force: force)
 
-        // 2. Import, in merge order.
-        try checkDeadline(deadline, before: "compiling")
-        var sources: [ImportedSource] = []
-        var options = ImportOptions()
-        options.maximumInputBytes = settings.maxInputMegabytes << 20
-        options.maximumRanges = settings.maxRanges
-        for f in fetched {
-            do {
-                // The range limit counts every source's ranges together.
-                options.rangesBefore = sources.reduce(0) { $0 + $1.v4Count + $1.v6Count }
-                sources += try SourceLoader.load(paths: f.inputs, format: f.format.flatMap(SourceFormat.init(rawValue:)), options: options)
-            } catch { throw RefreshError("\(f.download.name): \(error)") }
-        }
-        let dataset = CountryDataset(taking: &sources)
+        // 2. The new data: the sources imported in merge order and compiled below,
+        // or the publication, verified (Publication.swift).
+        let v4: RangeMap, v6: RangeMap
+        let fingerprint: SourceFingerprint
+        var metadataSources: [TrieMetadata.Source] = []
+        var publication: Publication?
+        var unchangedBecause: String?
         let current = try? TrieFile(path: live)
+        switch published?.0 {
+        case nil:
+            try checkDeadline(deadline, before: "compiling")
+            var sources: [ImportedSource] = []
+            var options = ImportOptions()
+            options.maximumInputBytes = settings.maxInputMegabytes << 20
+            options.maximumRanges = settings.maxRanges
+            for f in fetched {
+                do {
+                    // The range limit counts every source's ranges together.
+                    options.rangesBefore = sources.reduce(0) { $0 + $1.v4Count + $1.v6Count }
+                    sources += try SourceLoader.load(paths: f.inputs, format: f.format.flatMap(SourceFormat.init(rawValue:)), options: options)
+                } catch { throw RefreshError("\(f.download.name): \(error)") }
+            }
+            fingerprint = SourceFingerprint(sources.map(\.sha256))
+            metadataSources = sources.map {
+                TrieMetadata.Source(name: $0.name, sha256: $0.sha256, storedSize: UInt64($0.storedSize), format: $0.format.rawValue)
+            }
+            let dataset = CountryDataset(taking: &sources)
+            (v4, v6) = (dataset.v4, dataset.v6)
+        case .unchanged(let why)?:
+            unchangedBecause = why
+            (v4, v6) = (RangeMap(family: .v4), RangeMap(family: .v6))
+            fingerprint = SourceFingerprint([])
+        case .fetched(let p)?:
+            publication = p
+            (v4, v6) = (p.trie.rangeMap(.v4), p.trie.rangeMap(.v6))
+            fingerprint = SourceFingerprint(p.trie.metadata.sources.map(\.sha256))
+        }
+        let manifestRecord = published?.1.map { [$0] } ?? []
 
         // The feeds: parsed, capped and guarded, each against the networks kept from the last refresh.
         let feeds = try judgeFeeds(feedsFetched, force: force)
@@ -82,10 +105,9 @@ public struct Refresher {
         // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from,
         // or as data the admin rolled back from (kept out until newer data comes, or --force).
         // Then only changed feeds move (sets, kept networks, daemon).
-        let fingerprint = SourceFingerprint(sources.map(\.sha256))
-        var unchangedBecause: String?
         var rolledBack = RolledBackList(path: rolledBackFile)
-        if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
+        if unchangedBecause != nil {
+        } else if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
             unchangedBecause = "every source is what \(live) was built from"
         } else if rolledBack.contains(fingerprint) {
             if !force {
@@ -96,13 +118,13 @@ public struct Refresher {
         }
         if let why = unchangedBecause {
             guard feedsChanged, let current else {
-                try commitCache(fetched + feedsFetched)
+                try commitCache(fetched + feedsFetched + manifestRecord)
                 logger.info("unchanged: \(why)\(feeds.isEmpty ? "" : "; the feeds too")")
                 return .unchanged
             }
             logger.info("country data unchanged: \(why)")
             try switchFeeds(feeds, v4: current.rangeMap(.v4), v6: current.rangeMap(.v6))
-            try commitCache(fetched + feedsFetched)
+            try commitCache(fetched + feedsFetched + manifestRecord)
             let summary = feeds.filter(\.changed).map(\.summary).joined(separator: "; ")
             logger.notice("changed: \(summary)")
             if let command = settings.onChange { runOnChange(command, trie: live) }
@@ -110,7 +132,7 @@ public struct Refresher {
         }
 
         // 4. The guard.
-        let newCoverage = Coverage(v4: dataset.v4, v6: dataset.v6)
+        let newCoverage = Coverage(v4: v4, v6: v6)
         let oldCoverage = current.map { Coverage(v4: $0.rangeMap(.v4), v6: $0.rangeMap(.v6)) }
         let (absolute, verdict) = SanityGuard.judge(new: newCoverage, old: oldCoverage, config: config)
         if !absolute.isEmpty { throw RefreshError("refused: " + absolute.joined(separator: "; ")) }
@@ -118,24 +140,28 @@ public struct Refresher {
             if !force { throw RefreshError("refused by the sanity guard (--force to accept): " + verdict.refusals.joined(separator: "; ")) }
             logger.warning("--force: accepting although \(verdict.refusals.joined(separator: "; "))")
         }
-        let metadataSources = sources.map {
-            TrieMetadata.Source(name: $0.name, sha256: $0.sha256, storedSize: UInt64($0.storedSize), format: $0.format.rawValue)
-        }
         let bytes: [UInt8]
-        do { bytes = try TrieWriter.bytes(v4: dataset.v4, v6: dataset.v6, sources: metadataSources, buildTime: now,
-                                         maxNodes: settings.maxNodes) } catch {
-            throw RefreshError("compile: \(error)")
+        if let publication {
+            bytes = publication.bytes
+        } else {
+            do { bytes = try TrieWriter.bytes(v4: v4, v6: v6, sources: metadataSources, buildTime: now,
+                                             maxNodes: settings.maxNodes) } catch {
+                throw RefreshError("compile: \(error)")
+            }
         }
         try checkDeadline(deadline, before: "switching to the new data")
 
         // 5. The transaction.
-        try switchTo(trie: bytes, live: live, v4: dataset.v4, v6: dataset.v6, feeds: feeds)
+        try switchTo(trie: bytes, signature: publication?.signature, live: live, v4: v4, v6: v6, feeds: feeds)
         keepReplaced(live: live)
         if force { rolledBack.save(logger: logger) }
-        try commitCache(fetched + feedsFetched)
+        try commitCache(fetched + feedsFetched + manifestRecord)
+        if let p = publication {
+            logger.notice("applied the publisher's \(p.manifest.trieName), built \(p.trie.metadata.buildTime), signed by key \(p.key.id) (\(p.key.origin))")
+        }
         let summary = """
-            \(dataset.v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
-            \(dataset.v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
+            \(v4.ranges.count) IPv4 ranges (was \(current?.metadata.v4RangeCount ?? 0)), \
+            \(v6.ranges.count) IPv6 ranges (was \(current?.metadata.v6RangeCount ?? 0)); IPv4 addresses \
             \(Int(oldCoverage?.v4 ?? 0)) -> \(Int(newCoverage.v4))\(verdict.changes.isEmpty ? "" : "; profile countries: " + verdict.changes.joined(separator: ", "))\
             \(feeds.filter(\.changed).map { "; " + $0.summary }.joined())
             """
@@ -166,7 +192,9 @@ public struct Refresher {
             trie = try TrieFile(bytes: bytes, name: previous)
         } catch { throw RefreshError("\(previous): \(error)") }
         let replaced = try? TrieFile(path: live)
-        try switchTo(trie: bytes, live: live, v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6))
+        // A node's earlier trie goes back with the publisher's signature it came with.
+        let signature = try? readWholeFile(previous + ".sig", limit: 4096)
+        try switchTo(trie: bytes, signature: signature, live: live, v4: trie.rangeMap(.v4), v6: trie.rangeMap(.v6))
         // The switch succeeded: drop the data stepped away from, remember its sources.
         if let replaced {
             var list = RolledBackList(path: rolledBackFile)
@@ -174,11 +202,11 @@ public struct Refresher {
             do { try makeDirectories([settings.stateDirectory]) } catch { logger.warning("\(error)") }
             list.save(logger: logger)
         }
-        unlink(live + ".undo")
-        unlink(previous)
+        Self.removeTrie(live + ".undo")
+        Self.removeTrie(previous)
         var k = 2
         while access(Self.previous(live, k), F_OK) == 0 {
-            rename(Self.previous(live, k), Self.previous(live, k - 1))
+            Self.renameTrie(Self.previous(live, k), Self.previous(live, k - 1))
             k += 1
         }
         let left = k - 2
@@ -188,6 +216,20 @@ public struct Refresher {
 
     /// `<database>.k`: the k-th newest replaced trie.
     static func previous(_ live: String, _ k: Int) -> String { "\(live).\(k)" }
+
+    /// A kept trie moves with its signature (`<trie>.sig`, a fleet node's), or
+    /// loses a stale one left at the new name.
+    @discardableResult
+    static func renameTrie(_ from: String, _ to: String) -> Bool {
+        guard rename(from, to) == 0 else { return false }
+        if rename(from + ".sig", to + ".sig") != 0 { unlink(to + ".sig") }
+        return true
+    }
+
+    static func removeTrie(_ path: String) {
+        unlink(path)
+        unlink(path + ".sig")
+    }
 
     /// Where the sources of data rolled back from are remembered.
     var rolledBackFile: String { settings.stateDirectory + "/rolled-back" }
@@ -200,20 +242,20 @@ public struct Refresher {
         guard access(undo, F_OK) == 0 else { return }
         adoptOldPrevious(live: live)
         let keep = settings.keepPrevious
-        guard keep > 0 else { unlink(undo); return }
+        guard keep > 0 else { Self.removeTrie(undo); return }
         var k = keep
         while access(Self.previous(live, k + 1), F_OK) == 0 { k += 1 }
         // Oldest first: drop what falls beyond the limit, move the rest up one.
         while k >= 1 {
             let from = Self.previous(live, k)
             if access(from, F_OK) == 0 {
-                if k >= keep { unlink(from) } else { rename(from, Self.previous(live, k + 1)) }
+                if k >= keep { Self.removeTrie(from) } else { Self.renameTrie(from, Self.previous(live, k + 1)) }
             }
             k -= 1
         }
-        if rename(undo, Self.previous(live, 1)) != 0 {
+        if !Self.renameTrie(undo, Self.previous(live, 1)) {
             logger.warning("\(Self.previous(live, 1)): cannot keep the replaced trie for rollback: \(String(cString: strerror(errno)))")
-            unlink(undo)
+            Self.removeTrie(undo)
         }
     }
 
@@ -256,36 +298,47 @@ public struct Refresher {
     /// Stages the trie and the sets, then switches sets, trie and daemon, undoing
     /// the earlier switches when a later one fails. On success the replaced trie is
     /// left as `<database>.undo` for the caller (refresh keeps it, rollback drops it).
-    func switchTo(trie bytes: [UInt8], live: String, v4: RangeMap, v6: RangeMap, feeds: [FeedUpdate] = []) throws(RefreshError) {
+    /// `signature`: the publisher's, which becomes `<database>.sig` with the trie
+    /// (nil: a trie compiled here, and a `.sig` of the replaced one goes with it).
+    func switchTo(trie bytes: [UInt8], signature: [UInt8]? = nil, live: String, v4: RangeMap, v6: RangeMap,
+                  feeds: [FeedUpdate] = []) throws(RefreshError) {
         // Built aside: nothing live changes if either fails.
         let staged: AtomicFile.Staged
+        var stagedSignature: AtomicFile.Staged?
         do {
             try FaultInjection.check("trie-write")
             staged = try AtomicFile.stage(bytes, for: live)
+            if let signature { stagedSignature = try AtomicFile.stage(signature, for: live + ".sig") }
         } catch { throw RefreshError("\(live): cannot write the new trie: \(error)") }
+        func discardStaged() {
+            staged.discard()
+            stagedSignature?.discard()
+        }
         var sets: PreparedSets?
         if settings.applySets {
             do { sets = try prepareSets(v4: v4, v6: v6, config: configWith(feeds)) } catch {
-                staged.discard()
+                discardStaged()
                 throw error
             }
         }
-        // The old trie, kept by a second name until the end, to undo the rename.
+        // The old trie (and its signature), kept by a second name until the end, to undo the rename.
         let undo = live + ".undo"
-        unlink(undo)
+        Self.removeTrie(undo)
         let hadLive = access(live, F_OK) == 0
         if hadLive && link(live, undo) != 0 {
             let reason = String(cString: strerror(errno))
-            staged.discard()
+            discardStaged()
             sets?.revert()
             throw RefreshError("\(undo): cannot keep the live trie aside: \(reason)")
         }
+        let hadSignature = access(live + ".sig", F_OK) == 0 && link(live + ".sig", undo + ".sig") == 0
         var feedFiles = KeptFeeds()
         func undoAll(_ why: String) -> RefreshError {
             // (When the new trie never reached `live`, both names are one file and
             // rename does nothing: the unlink drops the second name.)
             if hadLive { rename(undo, live); unlink(undo) } else { unlink(live) }
-            staged.discard()
+            if hadSignature { rename(undo + ".sig", live + ".sig"); unlink(undo + ".sig") } else { unlink(live + ".sig") }
+            discardStaged()
             feedFiles.revert()
             sets?.revert()
             return RefreshError("\(why); everything was put back: the old trie, the old sets")
@@ -293,8 +346,8 @@ public struct Refresher {
         // Switch 1: the sets.
         if var transaction = sets {
             do { try transaction.switchIn() } catch {
-                staged.discard()
-                unlink(undo)
+                discardStaged()
+                Self.removeTrie(undo)
                 throw RefreshError("sets: \(error); the live sets, the trie and the daemon were not changed")
             }
             sets = transaction
@@ -304,6 +357,8 @@ public struct Refresher {
         do {
             try FaultInjection.check("trie-rename")
             try staged.commit()
+            // The signature follows the bytes it is over (none for a trie compiled here).
+            if let stagedSignature { try stagedSignature.commit() } else { unlink(live + ".sig") }
         } catch { throw undoAll("\(live): cannot put the new trie in place: \(error)") }
         // Switch 2b: the feeds' networks, which the daemon reads with the config.
         do { try feedFiles.write(feeds, stateDirectory: config.stateDirectory) } catch {
@@ -382,8 +437,10 @@ public struct Refresher {
         var downloaded: (path: String, validators: Validators)?
     }
 
-    /// The sources' downloads, then the feeds' (FeedUpdate), with one set of HTTP clients.
-    func fetchAll(into work: String, deadline: Double) async throws(RefreshError) -> (sources: [Fetched], feeds: [Fetched]) {
+    /// The sources' downloads (or a node's publication), then the feeds' (FeedUpdate),
+    /// with one set of HTTP clients.
+    func fetchAll(into work: String, deadline: Double, force: Bool) async throws(RefreshError)
+        -> (sources: [Fetched], feeds: [Fetched], publication: (Publication.Fetch, Fetched?)?) {
         let routes = try ProxyRoutes(config: settings, environment: processEnvironment())
         // One client per way out: direct, and each proxy in use.
         var clients: [ProxyServer?: HTTPClient] = [:]
@@ -400,9 +457,14 @@ public struct Refresher {
                                   maxBytes: settings.maxSizeMegabytes << 20, logger: logger)
         var result: [Fetched] = []
         var feeds: [Fetched] = []
+        var publication: (Publication.Fetch, Fetched?)?
         var failure: RefreshError?
         do {
             for (index, source) in settings.sources.enumerated() {
+                if case .trie(let url) = source.kind {
+                    publication = try await fetchPublication(source, url: url, fetcher: fetcher, work: work, force: force)
+                    continue
+                }
                 for d in Providers.downloads(source, index: index, now: now) {
                     result.append(try await fetch(d, format: source.format, fetcher: fetcher, work: work))
                 }
@@ -416,7 +478,7 @@ public struct Refresher {
         } catch { failure = error }
         for client in clients.values { try? await client.shutdown() }
         if let failure { throw failure }
-        return (result, feeds)
+        return (result, feeds, publication)
     }
 
     func fetch(_ d: Download, format: String?, fetcher: HTTPFetcher, work: String) async throws(RefreshError) -> Fetched {

@@ -16,7 +16,7 @@ struct GeoGate: AsyncParsableCommand {
             """,
         version: geogateVersion,
         subcommands: [Compile.self, Lookup.self, Info.self, Export.self, Sets.self, Apply.self, Check.self, Serve.self,
-                      Refresh.self, Rollback.self, Status.self, Allow.self, Block.self, Unlist.self, Entries.self, AMITrustCommand.self, Keygen.self]
+                      Refresh.self, Rollback.self, Status.self, Allow.self, Block.self, Unlist.self, Entries.self, AMITrustCommand.self, Keygen.self, Publish.self]
     )
 }
 

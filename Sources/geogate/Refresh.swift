@@ -35,7 +35,14 @@ struct Refresh: AsyncParsableCommand {
             } catch { logger.warning("\(cfg.refresh.lastRefreshRecord): \(error)") }
         }
         do {
-            switch try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force) {
+            let outcome = try await Refresher(config: cfg, logger: logger, now: buildTimeNow()).run(force: force)
+            // A compile host publishes what is live (a publication that failed earlier, too).
+            guard publishAfterRefresh(cfg, logger: logger) else {
+                logger.error("the live data is in place here; the nodes keep the earlier publication (`geogate publish` retries)")
+                record(1, "failed", "publishing to \(cfg.refresh.publish?.directory ?? "?") failed")
+                throw ExitCode(1)
+            }
+            switch outcome {
             case .changed(let summary):
                 record(0, "changed", summary)
                 return

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import GeoGateCore
 import GeoGateFirewall
+import GeoGateFleet
 import GeoGatePolicy
 import GeoGateRefresh
 import GeoGateTrie
@@ -48,6 +50,10 @@ struct StatusReport: Codable {
         var ipv4Ranges: Int
         var ipv6Ranges: Int
         var sources: [String]
+        /// "none", "key <id>, verified with <origin>", or why it does not verify.
+        var signature: String = "none"
+        /// The publisher's manifest this node last took (a fleet node).
+        var publication: String?
     }
 
     struct Daemon: Codable {
@@ -136,6 +142,17 @@ struct StatusReport: Codable {
             let m = t.metadata
             r.trie = Trie(path: path, built: m.buildTime, ageSeconds: max(0, now - m.buildTime), ipv4Ranges: Int(m.v4RangeCount),
                           ipv6Ranges: Int(m.v6RangeCount), sources: m.sources.map { "\($0.name) \($0.format) sha256:\(hexString($0.sha256))" })
+            let signature = Self.signature(of: path, config: cfg, report: &r)
+            r.trie?.signature = signature
+            if cfg.refresh.publishedTrie != nil {
+                let cached = cfg.refresh.stateDirectory + "/cache/published-manifest"
+                if let bytes = try? readWholeFile(cached, limit: Manifest.maxBytes), let m = try? Manifest.parse(bytes, name: cached) {
+                    let live = (try? readWholeFile(path, limit: 1 << 30)).map { hexString(Array(SHA256.hash(data: $0))) } == m.sha256
+                    r.trie?.publication = "\(m.trieName), published \(formatUTC(m.publishedTime)), signed by key \(SafeText.field(m.keyID, limit: 32))\(live ? ": live" : ": NOT the live trie")"
+                } else {
+                    r.trie?.publication = "no manifest taken yet"
+                }
+            }
             if now - m.buildTime > Int64(cfg.refresh.staleAfterSeconds) {
                 r.degrade("the data was built \(Self.age(now - m.buildTime)) ago, more than refresh.stale-after (\(Self.age(Int64(cfg.refresh.staleAfterSeconds))))")
             }
@@ -238,6 +255,33 @@ struct StatusReport: Codable {
     }
 
     /// `OK a=b c=d` → [a: b, c: d].
+    /// What `<trie>.sig` says, verified against a fleet node's trusted keys. A
+    /// node whose live trie is not signed by one of them is degraded: the trie
+    /// did not come from its publisher.
+    static func signature(of path: String, config cfg: GeoGateConfig, report r: inout StatusReport) -> String {
+        let source = cfg.refresh.publishedTrie
+        guard let line = try? readWholeFile(path + ".sig", limit: 4096) else {
+            if source != nil { r.degrade("the live trie has no signature (\(path).sig): it did not come from the publisher") }
+            return "none"
+        }
+        guard let source else {
+            let words = String(decoding: line.prefix(200), as: UTF8.self).split(separator: " ")
+            return "key \(SafeText.field(words.count > 1 ? words[1] : "?", limit: 32)) (not checked: no trie: source with public-key)"
+        }
+        do {
+            var keys: [TrieSigning.PublicKey] = []
+            for (i, spec) in source.publicKeys.enumerated() {
+                keys.append(try TrieSigning.trustedKey(spec, origin: "refresh.sources public-key[\(i)] (inline)"))
+            }
+            let bytes = try readWholeFile(path, limit: 1 << 30)
+            let key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: line, keys: keys, name: path + ".sig") }
+            return "key \(key.id), verified with \(key.origin)"
+        } catch {
+            r.degrade("the live trie's signature does not verify: \(error)")
+            return "DOES NOT VERIFY: \(error)"
+        }
+    }
+
     static func fields(_ line: String) -> [String: String] {
         var out: [String: String] = [:]
         for part in line.split(separator: " ").dropFirst() {
@@ -278,6 +322,8 @@ struct StatusReport: Codable {
         if let t = trie {
             out += "trie: \(t.path), built \(formatUTC(t.built)) (\(Self.age(t.ageSeconds)) ago), \(t.ipv4Ranges) IPv4 and \(t.ipv6Ranges) IPv6 ranges\n"
             for s in t.sources { out += "  source \(s)\n" }
+            out += "  signature: \(t.signature)\n"
+            if let p = t.publication { out += "  publisher's last manifest: \(p)\n" }
         } else if let e = trieError {
             out += "trie: ERROR \(e)\n"
         }

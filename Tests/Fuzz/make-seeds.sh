@@ -11,7 +11,7 @@ geogate=${GEOGATE_BIN:-.build/release/geogate}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config entries ami feed protocol http; do mkdir -p "$out/$t"; done
+for t in trie address lookup tor dbip-csv maxmind-csv mmdb rir cidr-list archive config entries ami feed manifest protocol http; do mkdir -p "$out/$t"; done
 seed() { printf '%b' "$3" > "$out/$1/$2"; }
 
 # --- Real text, cut down: the first networks of the embedded Tor/IPFire files.
@@ -99,6 +99,11 @@ printf '\x07' > "$out/protocol/too-long"; head -c 1100 /dev/zero | tr '\0' 'A' >
 seed feed spamhaus-drop '\x40; Spamhaus DROP List 2026/11/30\n; Last-Modified: Mon, 30 Nov 2026\n1.10.16.0/20 ; SBL256894\n2.56.192.0/22 ; SBL459831\n'
 seed feed firehol-netset '\x40#\n# firehol_level1\n#\n0.0.0.0/8\n2001:db8:bad::/48\n\t 5.188.10.0/23  \r\n'
 seed feed plain-and-bad '\x02203.0.113.7\n198.51.100.0/24 extra words\n10.0.0.1/8\n0.0.0.0/0\n'
+
+# --- A fleet publisher's manifest: a real one's shape, and the refusals the tests name.
+seed manifest published 'geogate-manifest 1\ntrie geogate-0123456789abcdef.trie\nsize 5242880\nsha256 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nsignature geogate-ed25519-signature 0011223344556677 AAAA\nbuilt 1764471600\npublished 1764472000\nsource dbip-country-lite.csv.gz 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 4718592 dbip-csv\n'
+seed manifest path-traversal 'geogate-manifest 1\ntrie ../../etc/passwd\nsize 10\nsha256 abababababababababababababababababababababababababababababababab\nsignature x\nbuilt 1\n'
+seed manifest twice 'geogate-manifest 1\r\ntrie a.trie\r\ntrie b.trie\r\n'
 
 # --- Run-time entries: the state file, then each line as an entry request.
 seed entries state-file '# geogate run-time entries\nv1\nblock full 203.0.113.7/32 1800000600 1800000000 0 SIP scanner\nallow web 2001:db8::/48 - 1800000000 33 login alice\n'

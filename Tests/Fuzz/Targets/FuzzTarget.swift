@@ -45,6 +45,7 @@ public enum FuzzTargets {
         lookupTarget,
         importTarget(.tor), importTarget(.dbipCSV), maxmindCSVTarget, mmdbTarget, importTarget(.rir), importTarget(.cidrList),
         feedTarget,
+        manifestTarget,
         archiveTarget,
         configTarget,
         entriesTarget,

@@ -1,0 +1,145 @@
+import GeoGateCore
+import GeoGateFleet
+import GeoGatePolicy
+import GeoGateTrie
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fleet node's source (`trie:` in refresh.sources): the trie a compile host
+/// published (`geogate publish`), taken only when it checks out:
+/// 1. the manifest, with a conditional GET (a day without a change costs a 304);
+/// 2. nothing more when the live trie already has the manifest's SHA-256;
+/// 3. the trie it names, then its size and SHA-256 against the manifest (a cut
+///    transfer, a swapped file), then the signature against the node's own keys,
+///    all before the bytes are opened as a trie;
+/// 4. a trie built before the live one is refused without --force (an old
+///    publication replayed, or a publisher's directory restored from a backup).
+/// What is taken then goes through the same guard and transaction as any refresh.
+struct Publication {
+    var manifest: Manifest
+    var bytes: [UInt8]
+    /// The signature line (with its newline), kept as `<database>.sig`.
+    var signature: [UInt8]
+    var key: TrieSigning.PublicKey
+    var trie: TrieFile
+
+    enum Fetch {
+        /// The live trie is the publication; `why` for the log.
+        case unchanged(String)
+        case fetched(Publication)
+    }
+
+    static let cacheName = "published-manifest"
+}
+
+extension Refresher {
+    /// The node's trusted keys, read now (a rotated key file is picked up by the next run).
+    func trustedKeys(_ source: RefreshSource) throws(RefreshError) -> [TrieSigning.PublicKey] {
+        var keys: [TrieSigning.PublicKey] = []
+        for (i, spec) in source.publicKeys.enumerated() {
+            do { keys.append(try TrieSigning.trustedKey(spec, origin: "refresh.sources public-key[\(i)] (inline)")) } catch {
+                throw RefreshError("public-key: \(error)")
+            }
+        }
+        return keys
+    }
+
+    /// Steps 1-4 above. `manifestRecord` is the new manifest for the cache, kept
+    /// only when the whole refresh succeeds (so a refused publication is asked for
+    /// again, never answered by a 304).
+    func fetchPublication(_ source: RefreshSource, url base: String, fetcher: HTTPFetcher, work: String,
+                          force: Bool) async throws(RefreshError) -> (Publication.Fetch, manifestRecord: Fetched?) {
+        let keys = try trustedKeys(source)
+        var root = base
+        while root.hasSuffix("/") { root.removeLast() }
+        let live: String
+        do { live = try config.trieFile(override: nil) } catch { throw RefreshError("\(error)") }
+
+        // 1. The manifest.
+        let name = Publication.cacheName
+        let manifestURL = root + "/" + Publisher.manifestName
+        let cached = cacheDirectory + "/" + name
+        let validators = access(cached, R_OK) == 0
+            ? (try? readWholeFile(cached + ".validators", limit: 4096)).map { Validators(text: String(decoding: $0, as: UTF8.self)) } : nil
+        let target = work + "/manifest"
+        var record: Fetched?
+        let manifestPath: String
+        switch try await fetcher.fetch(manifestURL, to: target, validators: validators, user: nil, password: nil, name: "publisher") {
+        case .notModified:
+            logger.info("publisher: \(fetcher.redacted(manifestURL)) not modified (conditional request)")
+            manifestPath = cached
+        case .downloaded(let v, let n):
+            logger.info("publisher: downloaded the manifest, \(n) bytes, from \(fetcher.redacted(manifestURL))")
+            manifestPath = target
+            record = Fetched(download: Download(name: name, location: .url(manifestURL), inputName: name), inputs: [],
+                             downloaded: (target, v))
+        case .notFound:
+            throw RefreshError("publisher: \(fetcher.redacted(manifestURL)): HTTP 404")
+        }
+        let manifestBytes: [UInt8]
+        do { manifestBytes = try readWholeFile(manifestPath, limit: Manifest.maxBytes) } catch {
+            throw RefreshError(error.errno == EFBIG ? "publisher: \(fetcher.redacted(manifestURL)): over \(Manifest.maxBytes) bytes: not a geogate manifest"
+                                                    : "publisher: \(error)")
+        }
+        let manifest: Manifest
+        do { manifest = try Manifest.parse(manifestBytes, name: fetcher.redacted(manifestURL)) } catch {
+            throw RefreshError("publisher: \(error)")
+        }
+
+        // 2. The live trie is the publication already.
+        if access(live, R_OK) == 0, try digest(live, md5: false, name: live) == manifest.sha256 {
+            try resign(live: live, manifest: manifest, keys: keys)
+            return (.unchanged("the live trie is the publisher's \(manifest.trieName)"), record)
+        }
+
+        // 3. The trie the manifest names, checked before it is opened.
+        let trieURL = root + "/" + manifest.trieName
+        let triePath = work + "/" + manifest.trieName
+        if case .notFound = try await fetcher.fetch(trieURL, to: triePath, validators: nil, user: nil, password: nil, name: "publisher") {
+            throw RefreshError("publisher: \(fetcher.redacted(trieURL)): HTTP 404")
+        }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(triePath, limit: manifest.size) } catch {
+            throw RefreshError("publisher: \(manifest.trieName): \(error.errno == EFBIG ? "larger than the manifest's \(manifest.size) bytes" : "\(error)")")
+        }
+        guard bytes.count == manifest.size else {
+            throw RefreshError("publisher: \(manifest.trieName): \(bytes.count) bytes, the manifest says \(manifest.size) (a cut transfer, or the file changed under its name)")
+        }
+        let sha = try digest(triePath, md5: false, name: manifest.trieName)
+        guard sha == manifest.sha256 else {
+            throw RefreshError("publisher: \(manifest.trieName): SHA-256 \(sha), the manifest names \(manifest.sha256)")
+        }
+        let signature = Array((manifest.signatureLine + "\n").utf8)
+        let key: TrieSigning.PublicKey
+        do { key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: signature, keys: keys, name: trieURL) } } catch {
+            throw RefreshError("publisher: \(error)")
+        }
+        logger.info("publisher: \(manifest.trieName) verified: \(bytes.count) bytes, SHA-256 \(sha.prefix(16))…, signed by key \(key.id) (\(key.origin))")
+        let trie: TrieFile
+        do { trie = try TrieFile(bytes: bytes, name: trieURL) } catch { throw RefreshError("publisher: \(error)") }
+
+        // 4. No step back in time.
+        if let current = try? TrieFile(path: live), trie.metadata.buildTime < current.metadata.buildTime {
+            let why = "the publisher's trie was built \(trie.metadata.buildTime), before the live one (\(current.metadata.buildTime)): an old publication"
+            guard force else { throw RefreshError("publisher: refused: \(why) (--force takes it)") }
+            logger.warning("--force: taking it although \(why)")
+        }
+        return (.fetched(Publication(manifest: manifest, bytes: bytes, signature: signature, key: key, trie: trie)), record)
+    }
+
+    /// The publisher re-signed the bytes the node already has (a new key): the
+    /// new signature replaces `<database>.sig` once it verifies with a trusted key.
+    func resign(live: String, manifest: Manifest, keys: [TrieSigning.PublicKey]) throws(RefreshError) {
+        let signature = Array((manifest.signatureLine + "\n").utf8)
+        if let kept = try? readWholeFile(live + ".sig", limit: 4096), kept == signature { return }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(live, limit: 1 << 30) } catch { throw RefreshError("\(error)") }
+        let key: TrieSigning.PublicKey
+        do { key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: signature, keys: keys, name: "the publisher's manifest") } } catch {
+            throw RefreshError("publisher: \(error)")
+        }
+        do { try AtomicFile.write(signature, to: live + ".sig") } catch { throw RefreshError("\(error)") }
+        logger.notice("\(live): the same data, now signed by key \(key.id) (\(key.origin))")
+    }
+}

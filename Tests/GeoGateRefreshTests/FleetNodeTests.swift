@@ -1,0 +1,164 @@
+import Foundation
+import GeoGateTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The two sides of a fleet without a kernel: `geogate publish` on the compile
+/// host, and a node's `trie:` source against a scripted HTTP server (the
+/// end-to-end fleet with nginx and kernel sets is FleetTests, in the firewall tests).
+@Suite(.serialized) struct FleetNodeTests {
+    /// A scratch node whose only source is the publication at /pub/ of its test server.
+    static func node(keys: [String] = ["keys/geogate.pub"]) throws -> RefreshScratch {
+        let s = try RefreshScratch(sources: "")
+        let trusted = keys.map { s.directory + "/" + $0 }.joined(separator: ", ")
+        var text = try String(contentsOfFile: s.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  sources:\n", with: "  sources:\n    - trie: \(s.server.url("/pub/"))\n      public-key: [\(trusted)]\n")
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        #expect(geogate(["keygen", "--out", s.directory + "/keys"], in: s).0 == 0)
+        return s
+    }
+
+    @discardableResult
+    static func geogate(_ args: [String], in s: RefreshScratch, environment: [String: String]? = nil) -> (Int32, String) {
+        let log = s.directory + "/cli-\(UUID().uuidString).log"
+        let status = run(geogateBinary, args, environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } },
+                         stdout: log, stderr: log)
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    /// Compiles `count` ranges (built at `time`) to `name`.trie.
+    static func compile(_ name: String, count: Int, time: Int, in s: RefreshScratch) throws {
+        try Data(RefreshScratch.csv(count: count)).write(to: URL(fileURLWithPath: s.directory + "/\(name).csv"))
+        let (status, log) = geogate(["compile", "-q", s.directory + "/\(name).csv", "-o", s.directory + "/\(name).trie",
+                                     "--build-time", "\(time)"], in: s)
+        #expect(status == 0, "\(log)")
+    }
+
+    static func publish(_ name: String, in s: RefreshScratch, keep: Int = 3, environment: [String: String]? = nil) -> (Int32, String) {
+        geogate(["publish", "--db", s.directory + "/\(name).trie", "--dir", s.directory + "/www", "--sign-key",
+                 s.directory + "/keys/geogate.key", "--keep", "\(keep)"], in: s, environment: environment)
+    }
+
+    /// What the test server answers for /pub/<file>: the publisher's directory as it is now.
+    static func serveDirectory(_ s: RefreshScratch) throws {
+        for file in try FileManager.default.contentsOfDirectory(atPath: s.directory + "/www") where !file.hasPrefix(".") {
+            let body = Array(try Data(contentsOf: URL(fileURLWithPath: s.directory + "/www/" + file)))
+            s.server.plan("/pub/" + file, [.init(body: body, etag: "\"\(file)-\(body.count)-\(body.hashValue)\"")])
+        }
+    }
+
+    static func manifest(_ s: RefreshScratch) -> String {
+        (try? String(contentsOfFile: s.directory + "/www/manifest", encoding: .utf8)) ?? ""
+    }
+
+    @Test func publishingIsAtomicAndKeepsTheLastPublications() throws {
+        let s = try Self.node()
+        for (i, name) in ["a", "b", "c", "d"].enumerated() { try Self.compile(name, count: 100 + i * 10, time: 1000 + i, in: s) }
+        #expect(Self.publish("a", in: s).0 == 0)
+        let first = Self.manifest(s)
+        #expect(first.hasPrefix("geogate-manifest 1\ntrie geogate-") && first.contains("\nbuilt 1000\n"), "\(first)")
+        // The same trie again: nothing is rewritten.
+        let (again, againLog) = Self.publish("a", in: s)
+        #expect(again == 0 && againLog.contains("already publishes"), "\(againLog)")
+
+        // A failure before the manifest's rename: the manifest still names the first publication.
+        let (failed, failedLog) = Self.publish("b", in: s, environment: ["GEOGATE_FAULT": "publish-manifest"])
+        #expect(failed == 1 && failedLog.contains("the manifest still names the earlier publication"), "\(failedLog)")
+        #expect(Self.manifest(s) == first)
+
+        // keep 2: after b, c and d, the tries of b (a failed one's leftover too) and a are gone.
+        for name in ["b", "c", "d"] { #expect(Self.publish(name, in: s, keep: 2).0 == 0) }
+        let files = try FileManager.default.contentsOfDirectory(atPath: s.directory + "/www").filter { !$0.hasPrefix(".") }.sorted()
+        #expect(files.count == 5, "manifest and two tries with their signatures: \(files)")
+        #expect(Self.manifest(s).contains("\nbuilt 1003\n"))
+        // What is published verifies.
+        let name = Self.manifest(s).split(separator: "\n")[1].dropFirst(5)
+        try FileManager.default.copyItem(atPath: s.directory + "/www/\(name)", toPath: s.directory + "/check.trie")
+        try FileManager.default.copyItem(atPath: s.directory + "/www/\(name).sig", toPath: s.directory + "/check.trie.sig")
+        let (info, infoLog) = Self.geogate(["info", "--db", s.directory + "/check.trie", "--public-key", s.directory + "/keys/geogate.pub"], in: s)
+        #expect(info == 0 && infoLog.contains("verified with"), "\(infoLog)")
+    }
+
+    /// Each bad manifest is refused, naming the manifest and what is wrong with it.
+    @Test(arguments: [
+        ("geogate-manifest 1\ntrie ../../etc/passwd\nsize 10\nsha256 \(String(repeating: "ab", count: 32))\nsignature x\nbuilt 1\n", "is not a plain file name"),
+        ("<html>not found</html>\n", "expected \"geogate-manifest 1\""),
+        ("geogate-manifest 1\ntrie geogate-1.trie\nsize 10\nsignature x\nbuilt 1\n", "no sha256 line"),
+        ("geogate-manifest 1\ntrie a.trie\ntrie b.trie\n", ":3: trie given twice"),
+        ("geogate-manifest 1\n" + String(repeating: "x", count: 70_000) + "\n", "not a geogate manifest"),
+    ])
+    func aNodeRefusesABadManifest(manifest: String, reason: String) throws {
+        let s = try Self.node()
+        s.server.plan("/pub/manifest", [.init(body: Array(manifest.utf8))])
+        let (status, log) = s.refresh()
+        #expect(status == 1 && log.contains(reason) && log.contains("nothing changed"), "\(log)")
+        #expect(s.liveBytes == nil)
+        #expect(s.server.requests("/pub/manifest").count == 1)
+    }
+
+    @Test func aNodeTakesPublicationsAndRollsBackWithTheirSignatures() throws {
+        let s = try Self.node()
+        try Self.compile("a", count: 100, time: 1000, in: s)
+        try Self.compile("b", count: 105, time: 2000, in: s)
+        #expect(Self.publish("a", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        let (first, firstLog) = s.refresh()
+        #expect(first == 0 && firstLog.contains("verified") && firstLog.contains("applied the publisher's"), "\(firstLog)")
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/a.trie"))))
+        // The manifest is asked for conditionally; the trie only when it changes.
+        let (second, secondLog) = s.refresh()
+        #expect(second == 3, "\(secondLog)")
+        #expect(s.server.requests("/pub/manifest").last?.answered == 304)
+
+        #expect(Self.publish("b", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        #expect(s.refresh().0 == 0)
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/b.trie"))))
+        let pub = s.directory + "/keys/geogate.pub"
+        let (info, infoLog) = Self.geogate(["info", "--db", s.live, "--public-key", pub], in: s)
+        #expect(info == 0 && infoLog.contains("verified with \(pub)"), "\(infoLog)")
+
+        // Rollback: the first publication again, with its own signature.
+        let (back, backLog) = Self.geogate(["rollback", "--config", s.configPath], in: s)
+        #expect(back == 0, "\(backLog)")
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/a.trie"))))
+        let (rolled, rolledLog) = Self.geogate(["info", "--db", s.live, "--public-key", pub], in: s)
+        #expect(rolled == 0 && rolledLog.contains("verified with \(pub)"), "\(rolledLog)")
+        let (_, status) = Self.geogate(["status", "--config", s.configPath], in: s)
+        #expect(status.contains("signature: key") && status.contains("verified with \(pub)"), "\(status)")
+        #expect(status.contains("publisher's last manifest: geogate-") && status.contains("NOT the live trie"), "\(status)")
+    }
+
+    /// refresh.publish: the compile host publishes what each refresh leaves live.
+    @Test func aCompileHostPublishesAfterEachRefresh() throws {
+        let s = try RefreshScratch()
+        #expect(Self.geogate(["keygen", "--out", s.directory + "/keys"], in: s).0 == 0)
+        var text = try String(contentsOfFile: s.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "refresh:\n", with: "refresh:\n  publish:\n    dir: \(s.directory)/www\n    sign-key: \(s.directory)/keys/geogate.key\n")
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        s.server.plan("/dbip.csv", [.init(body: RefreshScratch.csv(), etag: "\"v1\"")])
+        let (status, log) = s.refresh()
+        #expect(status == 0 && log.contains("published \(s.directory)/www/geogate-"), "\(log)")
+        let live = try #require(s.liveBytes)
+        let name = Self.manifest(s).split(separator: "\n")[1].dropFirst(5)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.directory + "/www/\(name)")) == live)
+        let before = Self.manifest(s)
+        let (again, againLog) = s.refresh()
+        #expect(again == 3 && Self.manifest(s) == before, "\(againLog)")
+    }
+
+    @Test(arguments: [
+        ("    - trie: http://127.0.0.1:1/pub/\n", "a trie: source needs public-key"),
+        ("    - trie: http://127.0.0.1:1/pub/\n      public-key: \"geogate-ed25519 abc\"\n", "not a geogate-ed25519 public key"),
+        ("    - trie: http://127.0.0.1:1/pub/\n      public-key: keys/geogate.pub\n", "absolute path"),
+        ("    - trie: http://127.0.0.1:1/pub/\n      public-key: /k.pub\n    - provider: rir\n", "the only source of a node"),
+        ("    - url: http://127.0.0.1:1/x.csv\n      public-key: /k.pub\n", "public-key belongs to a trie: source"),
+    ])
+    func aNodeConfigIsChecked(sources: String, reason: String) throws {
+        let s = try RefreshScratch(sources: sources)
+        let (status, log) = s.refresh()
+        #expect(status == 2 && log.contains(reason), "\(log)")
+    }
+}
