@@ -70,7 +70,7 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log")]),
         // A fleet from one compile host: Ed25519 keys, detached trie signatures, publication.
         .target(name: "GeoGateFleet",
-                dependencies: ["GeoGateCore", "GeoGateTrie", .product(name: "Crypto", package: "swift-crypto")]),
+                dependencies: ["GeoGateCore", "GeoGateTrie", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         // The CLI: thin, calls the libraries.
         .executableTarget(name: "geogate",
                           dependencies: ["GeoGateCore", "GeoGateImport", "GeoGateTrie", "GeoGatePolicy", "GeoGateFirewall",

@@ -4,14 +4,14 @@
 # Benchmarks/thresholds.env.
 #
 #   bash Benchmarks/run.sh                    # everything, about three minutes
-#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, lookup, sets, entries, daemon
+#   bash Benchmarks/run.sh compiler sets daemon   # some of: compiler, lookup, sets, entries, daemon, fleet
 #
 # Not part of the test suite: shared, noisy machines make timings poor assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Benchmarks/thresholds.env
 
-sections="${*:-compiler lookup sets entries daemon}"
+sections="${*:-compiler lookup sets entries daemon fleet}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 bash Scripts/install-deps.sh bench
@@ -186,6 +186,120 @@ echo "daemon resident memory: ${rss[0]} kB with no entry, ${rss[10000]} kB with 
 check "block to the kernel, ipset add time / geogate time, no other entry" "$(awk "BEGIN { printf \"%.2f\", ${reference[0]} / ${change[0]} }")" ">=" "$ENTRY_CHANGE_RATIO_MIN"
 check "block to the kernel with 10,000 entries, ms (median)" "${change[10000]}" "<=" "$ENTRY_CHANGE_10K_MS_MAX"
 check "daemon memory per 10,000 entries, kB" "$(( rss[10000] - rss[0] ))" "<=" "$ENTRY_MEMORY_10K_KB_MAX"
+fi
+
+if wants fleet; then
+echo "== fleet: $FLEET_NODES nodes following one publisher (signed trie behind nginx), against $FLEET_NODES nodes each downloading and compiling the sources"
+# nginx on loopback serves both: the publisher's directory (/geogate/) and the
+# sources (/sources/, standing in for the providers). Each node has its own config,
+# state and trie, and runs alone (real nodes are separate machines): its wall time
+# and CPU are one node's; "converged" is the publisher's refresh and publish plus
+# the slowest node. Day 1 is the embedded dataset; day 2 drops its last 2000 IPv4
+# ranges (a change the guard lets through); the days alternate over the rounds.
+fw=$work/fleet
+mkdir -p "$fw/www/geogate" "$fw/www/sources" "$fw/nginx-tmp" "$fw/day1" "$fw/day2"
+cp Data/geoip.gz Data/geoip6.gz "$fw/day1/"
+gzip -dc Data/geoip.gz | head -n -2000 | gzip -9n > "$fw/day2/geoip.gz"
+cp Data/geoip6.gz "$fw/day2/"
+port=$(( 20000 + $$ % 20000 ))
+cat > "$fw/nginx.conf" <<NGINX
+user root;
+daemon off;
+master_process off;
+error_log $fw/nginx-error.log;
+pid $fw/nginx.pid;
+events {}
+http {
+    log_format fleet '\$request_uri \$status \$bytes_sent';
+    access_log $fw/access.log fleet;
+    client_body_temp_path $fw/nginx-tmp; proxy_temp_path $fw/nginx-tmp;
+    fastcgi_temp_path $fw/nginx-tmp; uwsgi_temp_path $fw/nginx-tmp; scgi_temp_path $fw/nginx-tmp;
+    server { listen 127.0.0.1:$port; root $fw/www; }
+}
+NGINX
+/usr/sbin/nginx -p "$fw" -c "$fw/nginx.conf" &
+nginx_pid=$!
+trap 'kill $nginx_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$fw/nginx.pid" ] && break; sleep 0.1; done
+$bin/geogate keygen --out "$fw/keys" > /dev/null
+base="http://127.0.0.1:$port"
+node_conf() {  # dir, sources YAML lines, extra refresh lines
+    mkdir -p "$1"
+    printf '%s\n' "database: $1/live.trie" "runtime-dir: $1/run" "state-dir: $1/state" \
+        "daemon:" "  socket: $1/geogate.sock" "  watch-interval: 0" \
+        "profiles:" "  web:" "    scope: web-only" "    allow-countries: [IT]" \
+        "refresh:" "  state-dir: $1/state" "  apply-sets: false" "  reload-daemon: false" \
+        "  max-family-change: 100" "  max-country-change: 100" "$3" "  sources:" "$2" > "$1/geogate.conf"
+}
+sources_yaml="    - url: $base/sources/geoip.gz"$'\n'"    - url: $base/sources/geoip6.gz"
+node_conf "$fw/publisher" "$sources_yaml" "  publish: { dir: $fw/www/geogate, sign-key: $fw/keys/geogate.key }"
+for i in $(seq "$FLEET_NODES"); do
+    node_conf "$fw/fleet$i" "    - trie: $base/geogate/"$'\n'"      public-key: $fw/keys/geogate.pub" ""
+    node_conf "$fw/ref$i" "$sources_yaml" ""
+done
+log_lines() { wc -l < "$fw/access.log"; }
+bytes_since() {  # first line, URI prefix
+    tail -n +"$1" "$fw/access.log" | awk -v p="$2" 'index($1, p) == 1 { b += $3 } END { print b + 0 }'
+}
+# One refresh of one node: "wall_ms cpu_ms peak_kb", its exit status checked.
+refresh_node() {
+    local expect=$2 out status
+    out=$( { /usr/bin/time -f "%e %U %S %M" $bin/geogate refresh -q --config "$1/geogate.conf" 2>&1 >/dev/null; echo "exit $?"; } | tail -2)
+    status=$(echo "$out" | sed -nE 's/^exit ([0-9]+)$/\1/p')
+    if [[ ! " $expect " == *" $status "* ]]; then echo "refresh of $1 exited $status (expected $expect):" >&2; echo "$out" >&2; exit 1; fi
+    echo "$out" | head -1 | awk '{ printf "%d %d %d\n", $1 * 1000, ($2 + $3) * 1000, $4 }'
+}
+# Every node once; the slowest wall time, the median CPU, the largest peak.
+all_nodes() {  # prefix, expected exit statuses
+    for i in $(seq "$FLEET_NODES"); do refresh_node "$fw/$1$i" "$2" || exit 1; done > "$fw/times"
+    echo "$(sort -n "$fw/times" | tail -1 | cut -d' ' -f1) $(cut -d' ' -f2 "$fw/times" | sort -n | sed -n "$(( (FLEET_NODES + 1) / 2 ))p") $(cut -d' ' -f3 "$fw/times" | sort -n | tail -1)"
+}
+# Day 1 everywhere first (not measured).
+cp "$fw/day1/"* "$fw/www/sources/"
+refresh_node "$fw/publisher" "0 3" > /dev/null
+for i in $(seq "$FLEET_NODES"); do refresh_node "$fw/fleet$i" "0 3" > /dev/null; refresh_node "$fw/ref$i" "0 3" > /dev/null; done
+: > "$fw/rounds"
+for round in $(seq "$FLEET_ROUNDS"); do
+    day=$(( round % 2 + 1 ))
+    cp "$fw/day$day/"* "$fw/www/sources/"
+    # A day with a change: the fleet (publisher, then its nodes) and the reference, in alternating order.
+    for side in $( (( round % 2 )) && echo "fleet ref" || echo "ref fleet"); do
+        start=$(log_lines); start=$(( start + 1 ))
+        if [ "$side" = fleet ]; then
+            pub=$(refresh_node "$fw/publisher" 0)
+            nodes=$(all_nodes fleet 0)
+            echo "fleet changed $(( ${pub%% *} + ${nodes%% *} )) $(echo "$nodes" | cut -d' ' -f2,3) $(bytes_since "$start" /geogate/) $(bytes_since "$start" /sources/)" >> "$fw/rounds"
+        else
+            nodes=$(all_nodes ref 0)
+            echo "ref changed ${nodes} $(bytes_since "$start" /geogate/) $(bytes_since "$start" /sources/)" >> "$fw/rounds"
+        fi
+    done
+    # A day without: one conditional request per node (and per source).
+    for side in fleet ref; do
+        start=$(log_lines); start=$(( start + 1 ))
+        [ "$side" = fleet ] && refresh_node "$fw/publisher" 3 > /dev/null
+        nodes=$(all_nodes "$side" 3)
+        echo "$side unchanged ${nodes} $(bytes_since "$start" /geogate/) $(bytes_since "$start" /sources/)" >> "$fw/rounds"
+    done
+done
+# Columns: side day converged_ms cpu_ms(median node) peak_kb(largest node) bytes_from_publisher bytes_from_sources
+med() { awk -v s="$1" -v d="$2" '$1 == s && $2 == d { print $'"$3"' }' "$fw/rounds" | sort -n | sed -n "$(( (FLEET_ROUNDS + 1) / 2 ))p"; }
+trie_bytes=$(stat -c %s "$fw/publisher/live.trie")
+echo "trie $trie_bytes bytes; sources $(cat "$fw/day1/"* | wc -c) bytes (gzip); $FLEET_ROUNDS rounds, medians"
+for day in changed unchanged; do
+    for side in fleet ref; do
+        label=$([ "$side" = fleet ] && echo "fleet (publisher + $FLEET_NODES nodes)" || echo "reference ($FLEET_NODES nodes from the sources)")
+        echo "-- day $day, $label: converged $(med $side $day 3) ms; per node CPU $(med $side $day 4) ms, peak $(( $(med $side $day 5) / 1024 )) MB; bytes to the nodes: from the publisher $(med $side $day 6), from the sources $(med $side $day 7)"
+    done
+done
+fleet_changed=$(( $(med fleet changed 6) + $(med fleet changed 7) ))
+ref_changed=$(med ref changed 7)
+check "day with a change: bytes of $FLEET_NODES nodes from the sources / fleet bytes (nodes + publisher)" "$(awk "BEGIN { printf \"%.2f\", $ref_changed / $fleet_changed }")" ">=" "$FLEET_BYTES_RATIO_MIN"
+check "day without a change: fleet bytes, all $FLEET_NODES nodes" "$(med fleet unchanged 6)" "<=" "$FLEET_UNCHANGED_BYTES_MAX"
+check "per node CPU, reference / fleet (day with a change)" "$(awk "BEGIN { printf \"%.1f\", $(med ref changed 4) / ($(med fleet changed 4) + 1) }")" ">=" "$FLEET_CPU_RATIO_MIN"
+check "publish to all nodes converged, ms" "$(med fleet changed 3)" "<=" "$FLEET_CONVERGED_MS_MAX"
+kill $nginx_pid; wait $nginx_pid 2>/dev/null || true
+trap 'rm -rf "$work"' EXIT
 fi
 
 if wants daemon; then

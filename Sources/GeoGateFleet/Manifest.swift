@@ -10,6 +10,7 @@ import GeoGateCore
 ///     trie geogate-0123456789abcdef.trie
 ///     size 5242880
 ///     sha256 <64 hex>
+///     gzip geogate-0123456789abcdef.trie.gz 1256701
 ///     signature geogate-ed25519-signature <key id> <base64>
 ///     built 1764471600
 ///     published 1764472000
@@ -36,11 +37,16 @@ public struct Manifest: Sendable, Equatable {
     public var buildTime: Int64
     public var publishedTime: Int64
     public var sources: [Source]
+    /// The same trie gzipped, and its size: what a node fetches when it is there
+    /// (a trie compresses to about 40%); the checks are on the bytes it inflates to.
+    public var gzipName: String?
+    public var gzipSize: Int?
 
     public init(trieName: String, size: Int, sha256: String, signatureLine: String, buildTime: Int64, publishedTime: Int64,
-                sources: [Source]) {
+                sources: [Source], gzipName: String? = nil, gzipSize: Int? = nil) {
         self.trieName = trieName; self.size = size; self.sha256 = sha256; self.signatureLine = signatureLine
         self.buildTime = buildTime; self.publishedTime = publishedTime; self.sources = sources
+        self.gzipName = gzipName; self.gzipSize = gzipSize
     }
 
     public static let tag = "geogate-manifest 1"
@@ -55,7 +61,9 @@ public struct Manifest: Sendable, Equatable {
     }
 
     public var text: String {
-        var out = "\(Self.tag)\ntrie \(trieName)\nsize \(size)\nsha256 \(sha256)\nsignature \(signatureLine)\n"
+        var out = "\(Self.tag)\ntrie \(trieName)\nsize \(size)\nsha256 \(sha256)\n"
+        if let gzipName, let gzipSize { out += "gzip \(gzipName) \(gzipSize)\n" }
+        out += "signature \(signatureLine)\n"
         out += "built \(buildTime)\npublished \(publishedTime)\n"
         for s in sources { out += "source \(Self.word(s.name)) \(s.sha256) \(s.size) \(Self.word(s.format))\n" }
         return out
@@ -108,6 +116,11 @@ public struct Manifest: Sendable, Equatable {
                 guard words.count == 2 else { throw fail(number, "\(key): expected one value") }
                 guard fields[key] == nil else { throw fail(number, "\(key) given twice") }
                 fields[key] = String(words[1])
+            case "gzip":
+                guard words.count == 3 else { throw fail(number, "gzip: expected <file name> <bytes>") }
+                guard fields[key] == nil else { throw fail(number, "gzip given twice") }
+                fields[key] = String(words[1])
+                fields["gzip-size"] = String(words[2])
             case "signature":
                 guard fields[key] == nil else { throw fail(number, "signature given twice") }
                 fields[key] = String(text.dropFirst(key.count + 1))
@@ -135,8 +148,14 @@ public struct Manifest: Sendable, Equatable {
         let signature = try required("signature")
         guard let built = Int64(try required("built")) else { throw ParseError(description: "\(SafeText.field(name)): built: not a number") }
         let published = Int64(fields["published"] ?? "0") ?? 0
+        var gzipSize: Int?
+        if let gz = fields["gzip"] {
+            guard isSafeFileName(gz) else { throw ParseError(description: "\(SafeText.field(name)): gzip: \"\(SafeText.field(gz, limit: 100))\" is not a plain file name") }
+            guard let n = Int(fields["gzip-size"] ?? ""), n > 0 else { throw ParseError(description: "\(SafeText.field(name)): gzip: the size is not a positive number") }
+            gzipSize = n
+        }
         return Manifest(trieName: trie, size: size, sha256: sha, signatureLine: signature, buildTime: built, publishedTime: published,
-                        sources: sources)
+                        sources: sources, gzipName: fields["gzip"], gzipSize: gzipSize)
     }
 
     static func isHex(_ text: some StringProtocol, _ length: Int) -> Bool {

@@ -1,3 +1,4 @@
+import CZlib
 import Crypto
 import GeoGateCore
 import GeoGateTrie
@@ -9,8 +10,9 @@ import Glibc
 ///
 /// A web server reading the directory mid-update never shows a trie with another
 /// trie's signature or hash, because nothing a manifest names is ever rewritten:
-/// 1. the trie goes in as `geogate-<first 16 hex of its SHA-256>.trie`, and its
-///    signature as `<that>.sig`, each written aside, fsynced and renamed;
+/// 1. the trie goes in as `geogate-<first 16 hex of its SHA-256>.trie`, gzipped
+///    as `<that>.gz` (what nodes fetch), and its signature as `<that>.sig`, each
+///    written aside, fsynced and renamed;
 /// 2. then `manifest` is replaced the same way: that rename is the publication;
 /// 3. then the tries of publications older than the last `keep` are removed (a
 ///    node that read the previous manifest a moment ago still finds its trie).
@@ -46,12 +48,14 @@ public enum Publisher {
         let sha = hexString(Array(SHA256.hash(data: bytes)))
         let signature = try TrieSigning.sign(bytes, with: key)
         let name = trieName(sha256: sha)
+        let gzipped = try gzip(bytes)
         let m = trie.metadata
         let manifest = Manifest(
             trieName: name, size: bytes.count, sha256: sha,
             signatureLine: String(decoding: signature.dropLast(), as: UTF8.self),
             buildTime: m.buildTime, publishedTime: now,
-            sources: m.sources.map { .init(name: $0.name, sha256: hexString($0.sha256), size: $0.storedSize, format: $0.format) })
+            sources: m.sources.map { .init(name: $0.name, sha256: hexString($0.sha256), size: $0.storedSize, format: $0.format) },
+            gzipName: name + ".gz", gzipSize: gzipped.count)
 
         let manifestPath = directory + "/" + manifestName
         if let old = try? readWholeFile(manifestPath, limit: Manifest.maxBytes),
@@ -61,9 +65,14 @@ public enum Publisher {
         }
         do {
             if fileSize(directory + "/" + name) != bytes.count { try AtomicFile.write(bytes, to: directory + "/" + name) }
+            try AtomicFile.write(gzipped, to: directory + "/" + name + ".gz")
             try AtomicFile.write(signature, to: directory + "/" + name + ".sig")
             try FaultInjection.check("publish-manifest")
-            try AtomicFile.write(Array(manifest.text.utf8), to: manifestPath)
+            let previous = modificationTime(manifestPath)
+            try AtomicFile.write(Array(manifest.text.utf8), to: manifestPath + ".new")
+            laterThan(previous, manifestPath + ".new")
+            guard rename(manifestPath + ".new", manifestPath) == 0 else { throw SystemError("rename", path: manifestPath, errno: errno) }
+            AtomicFile.syncDirectory(of: manifestPath)
         } catch { throw TrieSigning.Failure("\(directory): \(error); the manifest still names the earlier publication") }
         return Outcome(manifest: manifest, changed: true, removed: prune(directory, current: name, keep: keep))
     }
@@ -84,8 +93,47 @@ public enum Publisher {
         for t in old {
             unlink(directory + "/" + t.name)
             unlink(directory + "/" + t.name + ".sig")
+            unlink(directory + "/" + t.name + ".gz")
         }
         return old.map(\.name)
+    }
+
+    /// gzip (RFC 1952) at level 9, whole in memory: a trie is a few MB.
+    static func gzip(_ bytes: [UInt8]) throws(TrieSigning.Failure) -> [UInt8] {
+        var stream = z_stream()
+        guard deflateInit2_(&stream, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw TrieSigning.Failure("gzip: cannot start zlib")
+        }
+        defer { deflateEnd(&stream) }
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(bytes.count))) + 64)
+        let status = bytes.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+                stream.avail_in = uInt(input.count)
+                stream.next_out = output.baseAddress
+                stream.avail_out = uInt(output.count)
+                return deflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw TrieSigning.Failure("gzip: zlib status \(status)") }
+        out.removeSubrange(Int(stream.total_out)...)
+        return out
+    }
+
+    /// Web servers derive a file's validators from its modification time in whole
+    /// seconds (nginx's ETag is mtime-size, Last-Modified the mtime): a manifest
+    /// replaced within the second of the one before, at the same size, would look
+    /// unchanged to a node's conditional request. So a new manifest's time is
+    /// always at least a second past the old one's.
+    static func laterThan(_ previous: Int?, _ path: String) {
+        guard let previous, let now = modificationTime(path), now <= previous else { return }
+        var times = [timespec(tv_sec: previous + 1, tv_nsec: 0), timespec(tv_sec: previous + 1, tv_nsec: 0)]
+        utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    static func modificationTime(_ path: String) -> Int? {
+        var s = stat()
+        return stat(path, &s) == 0 ? s.st_mtim.tv_sec : nil
     }
 
     static func fileSize(_ path: String) -> Int {

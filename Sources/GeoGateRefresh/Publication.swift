@@ -1,5 +1,7 @@
+import Crypto
 import GeoGateCore
 import GeoGateFleet
+import GeoGateImport
 import GeoGatePolicy
 import GeoGateTrie
 #if canImport(Glibc)
@@ -93,24 +95,18 @@ extension Refresher {
             return (.unchanged("the live trie is the publisher's \(manifest.trieName)"), record)
         }
 
-        // 3. The trie the manifest names, checked before it is opened.
-        let trieURL = root + "/" + manifest.trieName
-        let triePath = work + "/" + manifest.trieName
-        if case .notFound = try await fetcher.fetch(trieURL, to: triePath, validators: nil, user: nil, password: nil, name: "publisher") {
-            throw RefreshError("publisher: \(fetcher.redacted(trieURL)): HTTP 404")
-        }
-        let bytes: [UInt8]
-        do { bytes = try readWholeFile(triePath, limit: manifest.size) } catch {
-            throw RefreshError("publisher: \(manifest.trieName): \(error.errno == EFBIG ? "larger than the manifest's \(manifest.size) bytes" : "\(error)")")
-        }
+        // 3. The trie the manifest names (gzipped when the publisher offers it),
+        // checked before it is opened.
+        let bytes = try await fetchTrie(manifest, root: root, fetcher: fetcher, work: work)
         guard bytes.count == manifest.size else {
             throw RefreshError("publisher: \(manifest.trieName): \(bytes.count) bytes, the manifest says \(manifest.size) (a cut transfer, or the file changed under its name)")
         }
-        let sha = try digest(triePath, md5: false, name: manifest.trieName)
+        let sha = hexString(Array(SHA256.hash(data: bytes)))
         guard sha == manifest.sha256 else {
             throw RefreshError("publisher: \(manifest.trieName): SHA-256 \(sha), the manifest names \(manifest.sha256)")
         }
         let signature = Array((manifest.signatureLine + "\n").utf8)
+        let trieURL = root + "/" + manifest.trieName
         let key: TrieSigning.PublicKey
         do { key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: signature, keys: keys, name: trieURL) } } catch {
             throw RefreshError("publisher: \(error)")
@@ -126,6 +122,31 @@ extension Refresher {
             logger.warning("--force: taking it although \(why)")
         }
         return (.fetched(Publication(manifest: manifest, bytes: bytes, signature: signature, key: key, trie: trie)), record)
+    }
+
+    /// The trie's bytes as the manifest names them: the `.gz` inflated (never past
+    /// the manifest's size), or the plain file (never more than its size read).
+    func fetchTrie(_ manifest: Manifest, root: String, fetcher: HTTPFetcher, work: String) async throws(RefreshError) -> [UInt8] {
+        let name = manifest.gzipName ?? manifest.trieName
+        let path = work + "/" + name
+        if case .notFound = try await fetcher.fetch(root + "/" + name, to: path, validators: nil, user: nil, password: nil, name: "publisher") {
+            throw RefreshError("publisher: \(fetcher.redacted(root + "/" + name)): HTTP 404")
+        }
+        let expected = manifest.gzipSize ?? manifest.size
+        let raw: [UInt8]
+        do { raw = try readWholeFile(path, limit: expected) } catch {
+            throw RefreshError("publisher: \(name): \(error.errno == EFBIG ? "larger than the manifest's \(expected) bytes" : "\(error)")")
+        }
+        guard let gzipSize = manifest.gzipSize else { return raw }
+        guard raw.count == gzipSize else {
+            throw RefreshError("publisher: \(name): \(raw.count) bytes, the manifest says \(gzipSize) (a cut transfer, or the file changed under its name)")
+        }
+        guard raw.count >= 2 && raw[0] == 0x1f && raw[1] == 0x8b else { throw RefreshError("publisher: \(name): not gzip data") }
+        var options = ImportOptions()
+        options.maximumInputBytes = manifest.size
+        do { return try SourceFile.decoding(raw, path: name, options: options).content } catch {
+            throw RefreshError("publisher: \(error)")
+        }
     }
 
     /// The publisher re-signed the bytes the node already has (a new key): the

@@ -233,8 +233,15 @@ struct FleetTests {
         let answersB = Dictionary(uniqueKeysWithValues: full.keys.map { ($0, fullState($0)) })
 
         /// Serves a saved publication, changed by `edit` (bash, in www/geogate).
+        /// Each served manifest gets a time of its own, as a publisher gives it
+        /// (nginx's ETag is the time in seconds and the size).
+        var served = 0
         func serve(_ saved: String, edit: String = "") {
-            let r = bash("rm -rf \(dir)/www/geogate && cp -a \(dir)/www/\(saved) \(dir)/www/geogate && cd \(dir)/www/geogate && \(edit.isEmpty ? "true" : edit)", in: scratch)
+            served += 1
+            let r = bash("""
+                rm -rf \(dir)/www/geogate && cp -a \(dir)/www/\(saved) \(dir)/www/geogate && cd \(dir)/www/geogate && \(edit.isEmpty ? "true" : edit)
+                touch -d @$(( $(date +%s) + 100 + \(served) )) manifest
+                """, in: scratch)
             #expect(r.status == 0, "\(r.stderr)")
         }
         func expectRefused(_ label: String, logSays: String) {
@@ -247,8 +254,10 @@ struct FleetTests {
         }
         let trieC = "geogate-\(shaC.prefix(16)).trie"
 
-        // 4. A tampered trie, the manifest made to match it: the signature does not.
+        // 4. A tampered trie, the manifest made to match it (and without the gzip
+        // line, so the nodes fetch the plain file): the signature does not.
         serve("saved-c", edit: """
+            sed -i '/^gzip /d' manifest
             printf '\\x01' | dd of=\(trieC) bs=1 seek=300 conv=notrunc 2>/dev/null
             sed -i "s/^sha256 .*/sha256 $(sha256sum \(trieC) | cut -d' ' -f1)/" manifest
             """)
@@ -259,9 +268,12 @@ struct FleetTests {
         serve("saved-c", edit: "sed -i 's/^sha256 .*/sha256 \(shaA)/' manifest")
         expectRefused("manifest names another hash", logSays: "SHA-256 \(shaC), the manifest names \(shaA)")
 
-        // 6. A cut transfer: the trie shorter than the manifest says.
-        serve("saved-c", edit: "truncate -s 1000 \(trieC)")
-        expectRefused("truncated trie", logSays: "1000 bytes, the manifest says")
+        // 6. A cut transfer: the gzipped trie shorter than the manifest says; the
+        // plain one, too.
+        serve("saved-c", edit: "truncate -s 300 \(trieC).gz")
+        expectRefused("truncated gzip", logSays: "\(trieC).gz: 300 bytes, the manifest says")
+        serve("saved-c", edit: "sed -i '/^gzip /d' manifest; truncate -s 1000 \(trieC)")
+        expectRefused("truncated trie", logSays: "\(trieC): 1000 bytes, the manifest says")
 
         // 7. A signature by a key no node trusts.
         serve("saved-other")
