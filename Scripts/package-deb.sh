@@ -112,6 +112,7 @@ install -m 0644 Data/README.md "$doc/README.Data.md"
 install -m 0644 Packaging/debian/copyright "$doc/copyright"
 install -m 0644 Docs/examples/firewall-iptables.sh Docs/examples/firewall-nft.sh Docs/examples/geogate.cron \
     Docs/examples/nginx-geogate.conf Docs/systemd/geogate-self-refresh.conf \
+    Docs/examples/nginx-publisher.conf Docs/systemd/geogate-publish.conf \
     Docs/examples/asterisk-manager.conf Docs/examples/geogate-ami.service "$doc/examples/"
 install -m 0644 Data/geogate.conf "$doc/examples/geogate.conf"
 install -m 0644 Docs/fail2ban/geogate.conf "$doc/examples/fail2ban-filter-geogate.conf"

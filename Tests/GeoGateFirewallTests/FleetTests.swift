@@ -75,7 +75,10 @@ struct FleetTests {
         }
         let shaA = sha(dir + "/a.trie"), shaB = sha(dir + "/b.trie"), shaC = sha(dir + "/c.trie")
 
-        // nginx in the publisher's namespace: loopback for the 17, the veth addresses for the 3.
+        // nginx in the publisher's namespace, with the shipped snippet: loopback for
+        // the 17, the veth addresses for the 3.
+        let publisherSnippet = try String(contentsOfFile: repositoryRoot + "/Docs/examples/nginx-publisher.conf", encoding: .utf8)
+        #expect(publisherSnippet.contains("root /var/www;"))
         try FileManager.default.createDirectory(atPath: dir + "/www/geogate", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/nginx-tmp", withIntermediateDirectories: true)
         scratch.write("nginx.conf", """
@@ -92,7 +95,7 @@ struct FleetTests {
                 fastcgi_temp_path \(dir)/nginx-tmp; uwsgi_temp_path \(dir)/nginx-tmp; scgi_temp_path \(dir)/nginx-tmp;
                 server {
                     listen 8080;
-                    root \(dir)/www;
+                    \(publisherSnippet.replacingOccurrences(of: "root /var/www;", with: "root \(dir)/www;"))
                 }
             }
             """)
@@ -209,6 +212,10 @@ struct FleetTests {
             #expect(status.contains("signature: key \(oldID), verified with \(dir)/keys-old/geogate.pub")
                     || status.contains("signature: key \(oldID), verified with refresh.sources public-key[0] (inline)"), "\(status)")
         }
+
+        // The snippet serves the publication, and not the publishers' lock file.
+        let headers = publisher.run("curl -sI http://127.0.0.1:8080/geogate/manifest; curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/geogate/.publish.lock").stdout
+        #expect(headers.contains("200 OK") && headers.contains("Cache-Control: no-cache") && headers.hasSuffix("403"), "\(headers)")
 
         // 2. The next run of every node is one conditional request: a 304, exit 3.
         let requestsBefore = bash("wc -l < \(dir)/access.log", in: scratch).stdout
