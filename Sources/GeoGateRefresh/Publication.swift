@@ -62,8 +62,7 @@ extension Refresher {
         let name = Publication.cacheName
         let manifestURL = root + "/" + Publisher.manifestName
         let cached = cacheDirectory + "/" + name
-        let validators = access(cached, R_OK) == 0
-            ? (try? readWholeFile(cached + ".validators", limit: 4096)).map { Validators(text: String(decoding: $0, as: UTF8.self)) } : nil
+        let validators = cachedValidators(name)
         let target = work + "/manifest"
         var record: Fetched?
         let manifestPath: String

@@ -493,8 +493,7 @@ public struct Refresher {
             file = path
         case .url(let url):
             let cached = cacheDirectory + "/" + d.name
-            let haveCache = access(cached, R_OK) == 0
-            let validators = haveCache ? (try? readWholeFile(cached + ".validators", limit: 4096)).map { Validators(text: String(decoding: $0, as: UTF8.self)) } : nil
+            let validators = cachedValidators(d.name)
             let target = directory + "/download"
             var outcome = try await fetcher.fetch(url, to: target, validators: validators, user: d.user, password: d.password,
                                                   name: d.name, notFoundIsAnAnswer: d.fallback != nil)
@@ -533,6 +532,13 @@ public struct Refresher {
             logger.info("\(d.name): unpacked \(fetched.inputs.map { SafeText.field(Providers.lastComponent($0)) }.joined(separator: ", "))")
         }
         return fetched
+    }
+
+    /// What the server said of the cached copy of download `name`, for a conditional request.
+    func cachedValidators(_ name: String) -> Validators? {
+        let cached = cacheDirectory + "/" + name
+        guard access(cached, R_OK) == 0, let text = try? readWholeFile(cached + ".validators", limit: 4096) else { return nil }
+        return Validators(text: String(decoding: text, as: UTF8.self))
     }
 
     /// The download's checksum: pinned, or from a sidecar fetched fresh each time.

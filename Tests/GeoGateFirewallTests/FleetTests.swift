@@ -17,14 +17,7 @@ struct FleetTests {
     static func isFull(_ node: Int) -> Bool { node > lightNodes }
 
     /// Moves 198.51.100.0/24 from IT to CN and gives 203.0.113.0/24 to IT.
-    static let secondData = """
-        198.51.100.0,198.51.100.255,CN
-        203.0.113.0,203.0.113.255,IT
-        192.0.2.0,192.0.2.255,CN
-        2001:db8:1::,2001:db8:1:ffff:ffff:ffff:ffff:ffff,CN
-        2001:db8:3::,2001:db8:3:ffff:ffff:ffff:ffff:ffff,IT
-
-        """
+    static let secondData = TransactionTests.newData
     /// Gives 192.0.2.0/24 to IT as well.
     static let thirdData = """
         198.51.100.0,198.51.100.255,CN
