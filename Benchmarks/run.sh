@@ -294,7 +294,8 @@ for day in changed unchanged; do
 done
 fleet_changed=$(( $(med fleet changed 6) + $(med fleet changed 7) ))
 ref_changed=$(med ref changed 7)
-check "day with a change: bytes of $FLEET_NODES nodes from the sources / fleet bytes (nodes + publisher)" "$(awk "BEGIN { printf \"%.2f\", $ref_changed / $fleet_changed }")" ">=" "$FLEET_BYTES_RATIO_MIN"
+check "day with a change: bytes from the providers, $FLEET_NODES nodes on their own / the publisher" "$(awk "BEGIN { printf \"%.1f\", $ref_changed / $(med fleet changed 7) }")" ">=" "$FLEET_UPSTREAM_RATIO_MIN"
+check "day with a change: all bytes moved, $FLEET_NODES nodes on their own / the fleet (publisher included)" "$(awk "BEGIN { printf \"%.2f\", $ref_changed / $fleet_changed }")" ">=" "$FLEET_BYTES_RATIO_MIN"
 check "day without a change: fleet bytes, all $FLEET_NODES nodes" "$(med fleet unchanged 6)" "<=" "$FLEET_UNCHANGED_BYTES_MAX"
 check "per node CPU, reference / fleet (day with a change)" "$(awk "BEGIN { printf \"%.1f\", $(med ref changed 4) / ($(med fleet changed 4) + 1) }")" ">=" "$FLEET_CPU_RATIO_MIN"
 check "publish to all nodes converged, ms" "$(med fleet changed 3)" "<=" "$FLEET_CONVERGED_MS_MAX"
