@@ -82,6 +82,15 @@ public enum TrieSigning {
         return PublicKey(raw: key.rawRepresentation, origin: origin)
     }
 
+    /// A `trie:` source's `public-key` list, each a file or a key inline.
+    public static func trustedKeys(_ specs: [String]) throws(Failure) -> [PublicKey] {
+        var keys: [PublicKey] = []
+        for (i, spec) in specs.enumerated() {
+            keys.append(try trustedKey(spec, origin: "refresh.sources public-key[\(i)] (inline)"))
+        }
+        return keys
+    }
+
     public static func publicKey(_ path: String) throws(Failure) -> PublicKey {
         let raw = try field(path, tag: publicTag, length: 32)
         do { return PublicKey(raw: try Curve25519.Signing.PublicKey(rawRepresentation: raw).rawRepresentation, origin: path) } catch {

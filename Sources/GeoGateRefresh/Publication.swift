@@ -36,23 +36,14 @@ struct Publication {
 }
 
 extension Refresher {
-    /// The node's trusted keys, read now (a rotated key file is picked up by the next run).
-    func trustedKeys(_ source: RefreshSource) throws(RefreshError) -> [TrieSigning.PublicKey] {
-        var keys: [TrieSigning.PublicKey] = []
-        for (i, spec) in source.publicKeys.enumerated() {
-            do { keys.append(try TrieSigning.trustedKey(spec, origin: "refresh.sources public-key[\(i)] (inline)")) } catch {
-                throw RefreshError("public-key: \(error)")
-            }
-        }
-        return keys
-    }
-
     /// Steps 1-4 above. `manifestRecord` is the new manifest for the cache, kept
     /// only when the whole refresh succeeds (so a refused publication is asked for
     /// again, never answered by a 304).
     func fetchPublication(_ source: RefreshSource, url base: String, fetcher: HTTPFetcher, work: String,
                           force: Bool) async throws(RefreshError) -> (Publication.Fetch, manifestRecord: Fetched?) {
-        let keys = try trustedKeys(source)
+        // Read each run: a rotated key file is picked up by the next one.
+        let keys: [TrieSigning.PublicKey]
+        do { keys = try TrieSigning.trustedKeys(source.publicKeys) } catch { throw RefreshError("public-key: \(error)") }
         var root = base
         while root.hasSuffix("/") { root.removeLast() }
         let live: String

@@ -269,10 +269,7 @@ struct StatusReport: Codable {
             return "key \(SafeText.field(words.count > 1 ? words[1] : "?", limit: 32)) (not checked: no trie: source with public-key)"
         }
         do {
-            var keys: [TrieSigning.PublicKey] = []
-            for (i, spec) in source.publicKeys.enumerated() {
-                keys.append(try TrieSigning.trustedKey(spec, origin: "refresh.sources public-key[\(i)] (inline)"))
-            }
+            let keys = try TrieSigning.trustedKeys(source.publicKeys)
             let bytes = try readWholeFile(path, limit: 1 << 30)
             let key = try bytes.withUnsafeBytes { b throws(TrieSigning.Failure) in try TrieSigning.verify(b, signature: line, keys: keys, name: path + ".sig") }
             return "key \(key.id), verified with \(key.origin)"

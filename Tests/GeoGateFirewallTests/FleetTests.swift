@@ -201,6 +201,7 @@ struct FleetTests {
             try #require(started.status == 0, "node \(n)'s daemon did not start")
             let state = fullState(n)
             #expect(state.contains("198.51.100.7 in") && state.contains("203.0.113.9 out") && state.contains("ALLOW IT"), "node \(n): \(state)")
+            try expectKernelSetsAsPlanned(ns, node(n) + "/geogate.conf", dir + "/a.trie", "node \(n), first publication")
             let status = ns.run("\"$GEOGATE\" status --config \(node(n))/geogate.conf").stdout
             #expect(status.contains("signature: key \(oldID), verified with \(dir)/keys-old/geogate.pub")
                     || status.contains("signature: key \(oldID), verified with refresh.sources public-key[0] (inline)"), "\(status)")
@@ -221,9 +222,10 @@ struct FleetTests {
         #expect(publish("b", "keys-old").status == 0)
         expectAll(round("third"), 0, "second publication")
         expectLive(shaB, "second publication")
-        for n in full.keys {
+        for (n, ns) in full {
             let state = fullState(n)
             #expect(state.contains("198.51.100.7 out") && state.contains("203.0.113.9 in") && state.contains("DENY CN"), "node \(n): \(state)")
+            try expectKernelSetsAsPlanned(ns, node(n) + "/geogate.conf", dir + "/b.trie", "node \(n), second publication")
         }
         // (Saved: publication C by the trusted key, C by a key no node trusts, and A again.)
         #expect(publish("c", "keys-old", into: "saved-c").status == 0)
@@ -294,8 +296,9 @@ struct FleetTests {
         #expect(publish("c", "keys-new").status == 0)
         expectAll(round("rotation"), 0, "rotation, both keys trusted", logSays: "signed by key \(newID)")
         expectLive(shaC, "rotation")
-        for n in full.keys {
+        for (n, ns) in full {
             #expect(fullState(n).contains("192.0.2.5 in"), "node \(n) serves the new key's data")
+            try expectKernelSetsAsPlanned(ns, node(n) + "/geogate.conf", dir + "/c.trie", "node \(n), rotation")
         }
         // ...then only the new key: the same publication stays live (304)...
         writeConfigs(trusting: ["keys-new"])

@@ -14,25 +14,6 @@ struct RefreshSetsTests {
         refreshConfig(scratch, database: scratch.path + "/live.trie", reloadDaemon: false)
     }
 
-    /// The kernel's members of `set`, against the plan of the live trie.
-    func check(_ ns: Namespace, _ configPath: String, _ triePath: String, _ label: String,
-               sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let trie = try TrieFile(path: triePath)
-        let config = try GeoGateConfig.load(path: configPath)
-        let plan = try SetPlanner.plan(config: config, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
-                                       profile: nil, perCountry: false)
-        #expect(plan.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-full-rt-block-v4", "geogate-full-rt-block-v6",
-                                      "geogate-full-rt-allow-v4", "geogate-full-rt-allow-v6"], sourceLocation: sourceLocation)
-        for set in plan {
-            let saved = ns.run("ipset save \(set.name) | awk '$1 == \"add\" { print $3 }'").stdout
-                .split(separator: "\n").compactMap { CIDR($0) }
-            #expect(Set(saved) == Set(set.cidrs) && saved.count == set.cidrs.count,
-                    "\(label): \(set.name) holds \(saved), the trie plans \(set.cidrs)", sourceLocation: sourceLocation)
-        }
-        let names = ns.run("ipset list -n | sort | tr '\\n' ' '").stdout
-        #expect(names == fullProfileSetNames, "\(label): no temporary set is left: \(names)", sourceLocation: sourceLocation)
-    }
-
     @Test func setsFollowEachRefreshAndRollback() throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
@@ -49,7 +30,7 @@ struct RefreshSetsTests {
         let first = refresh()
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stderr.contains("sets: geogate-full-v4: created") && first.stderr.contains("sets: geogate-full-v6: created"), "\(first.stderr)")
-        try check(ns, configPath, live, "first refresh")
+        try expectKernelSetsAsPlanned(ns, configPath, live, "first refresh")
         #expect(ns.run("ipset -q test geogate-full-v4 198.51.100.7 && echo in").stdout == "in\n")
 
         // 2. New data: 198.51.100.0/24 moves to CN, 203.0.113.0/24 is IT.
@@ -63,7 +44,7 @@ struct RefreshSetsTests {
             """)
         let second = refresh()
         #expect(second.status == 0, "\(second.stderr)")
-        try check(ns, configPath, live, "second refresh")
+        try expectKernelSetsAsPlanned(ns, configPath, live, "second refresh")
         #expect(ns.run("ipset -q test geogate-full-v4 198.51.100.7 || echo out; ipset -q test geogate-full-v4 203.0.113.9 && echo in").stdout
                 == "out\nin\n")
         #expect(ns.run("ipset -q test geogate-full-v6 2001:db8:3::1 && echo in").stdout == "in\n")
@@ -81,7 +62,7 @@ struct RefreshSetsTests {
         // 4. Rollback: the first data's sets again.
         let back = refresh("rollback")
         #expect(back.status == 0, "\(back.stderr)")
-        try check(ns, configPath, live, "rollback")
+        try expectKernelSetsAsPlanned(ns, configPath, live, "rollback")
         #expect(ns.run("ipset -q test geogate-full-v4 198.51.100.7 && echo in").stdout == "in\n")
     }
 }

@@ -1,5 +1,9 @@
 import Foundation
+import GeoGateCore
+import GeoGateFirewall
+import GeoGatePolicy
 @_exported import GeoGateTestSupport
+import GeoGateTrie
 import Testing
 
 /// A scratch directory for one test, removed by `cleanup()`.
@@ -154,4 +158,25 @@ func connect(_ server: Namespace, _ client: Namespace, link: String,
         for a in theirs { script += "ip -n \(ns.name) route add \(a)/\(a.contains(":") ? 128 : 32) dev \(dev)\n" }
     }
     return bash(script, in: scratch)
+}
+
+/// The kernel's members of every set profile `full` plans from the trie at
+/// `triePath` (its own two and the four run-time sets), element for element, and
+/// no other set (no temporary one left) in namespace `ns`.
+func expectKernelSetsAsPlanned(_ ns: Namespace, _ configPath: String, _ triePath: String, _ label: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let trie = try TrieFile(path: triePath)
+    let config = try GeoGateConfig.load(path: configPath)
+    let plan = try SetPlanner.plan(config: config, maps: [.v4: trie.rangeMap(.v4), .v6: trie.rangeMap(.v6)],
+                                   profile: nil, perCountry: false)
+    #expect(plan.map(\.name) == ["geogate-full-v4", "geogate-full-v6", "geogate-full-rt-block-v4", "geogate-full-rt-block-v6",
+                                  "geogate-full-rt-allow-v4", "geogate-full-rt-allow-v6"], sourceLocation: sourceLocation)
+    for set in plan {
+        let saved = ns.run("ipset save \(set.name) | awk '$1 == \"add\" { print $3 }'").stdout
+            .split(separator: "\n").compactMap { CIDR($0) }
+        #expect(Set(saved) == Set(set.cidrs) && saved.count == set.cidrs.count,
+                "\(label): \(set.name) holds \(saved), the trie plans \(set.cidrs)", sourceLocation: sourceLocation)
+    }
+    let names = ns.run("ipset list -n | sort | tr '\\n' ' '").stdout
+    #expect(names == fullProfileSetNames, "\(label): no temporary set is left: \(names)", sourceLocation: sourceLocation)
 }

@@ -130,7 +130,7 @@ import Glibc
             "/etc/geogate/ami.secret": "the admin's AMI secret, for ami-trust",
             "/etc/geogate/partners.txt": "the admin's own allow-list, in the feeds example",
             "/etc/geogate/keys": "a fleet's signing key (compile host) or trusted keys (nodes), made by geogate keygen",
-            "/var/www/geogate": "a fleet's publication directory on the compile host, the admin's web root",
+            "/var/www": "the admin's web root, with a fleet's publication directory on the compile host",
             "/etc/nginx/snippets/geogate-publisher.conf": "where the admin copies the publisher's nginx example",
         ]
         let madeAtInstall = ["/run/geogate", "/var/lib/geogate", "/etc/geogate/profiles.d"]
