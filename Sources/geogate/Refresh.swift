@@ -15,7 +15,10 @@ struct Refresh: AsyncParsableCommand {
             (refresh.max-family-change, refresh.max-country-change against the live trie; --force accepts a larger \
             change, never an empty or tiny dataset). Then the full-server sets are re-applied (lockout guard), the \
             trie is swapped (the previous one kept for `geogate rollback`), the daemon gets RELOAD, and \
-            refresh.on-change runs. Exit 0 changed, 3 unchanged, 1 failed (nothing changed), 2 usage or bad config.
+            refresh.on-change runs. A fleet node (a `trie:` source) takes the compile host's published trie instead, \
+            only when its size, SHA-256 and Ed25519 signature check out against the node's public-key list; a \
+            compile host (refresh.publish) publishes what is live after each refresh. Exit 0 changed, 3 unchanged, \
+            1 failed (nothing changed), 2 usage or bad config.
             """)
 
     @Option(help: configHelp) var config: String?
