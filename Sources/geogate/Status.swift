@@ -54,6 +54,8 @@ struct StatusReport: Codable {
         var signature: String = "none"
         /// The publisher's manifest this node last took (a fleet node).
         var publication: String?
+        /// What this compile host's refresh.publish directory serves to the nodes.
+        var published: String?
     }
 
     struct Daemon: Codable {
@@ -144,13 +146,30 @@ struct StatusReport: Codable {
                           ipv6Ranges: Int(m.v6RangeCount), sources: m.sources.map { "\($0.name) \($0.format) sha256:\(hexString($0.sha256))" })
             let signature = Self.signature(of: path, config: cfg, report: &r)
             r.trie?.signature = signature
+            // A fleet: the manifest a node last took, or the one a compile host serves.
+            func manifest(_ file: String) -> (Manifest, live: Bool)? {
+                guard let bytes = try? readWholeFile(file, limit: Manifest.maxBytes), let m = try? Manifest.parse(bytes, name: file) else { return nil }
+                let live = (try? readWholeFile(path, limit: 1 << 30)).map { hexString(Array(SHA256.hash(data: $0))) } == m.sha256
+                return (m, live)
+            }
+            func describe(_ m: Manifest) -> String {
+                "\(m.trieName), published \(formatUTC(m.publishedTime)), signed by key \(SafeText.field(m.keyID, limit: 32))"
+            }
             if cfg.refresh.publishedTrie != nil {
-                let cached = cfg.refresh.stateDirectory + "/cache/published-manifest"
-                if let bytes = try? readWholeFile(cached, limit: Manifest.maxBytes), let m = try? Manifest.parse(bytes, name: cached) {
-                    let live = (try? readWholeFile(path, limit: 1 << 30)).map { hexString(Array(SHA256.hash(data: $0))) } == m.sha256
-                    r.trie?.publication = "\(m.trieName), published \(formatUTC(m.publishedTime)), signed by key \(SafeText.field(m.keyID, limit: 32))\(live ? ": live" : ": NOT the live trie")"
+                if let (m, live) = manifest(cfg.refresh.stateDirectory + "/cache/published-manifest") {
+                    r.trie?.publication = describe(m) + (live ? ": live" : ": NOT the live trie")
                 } else {
                     r.trie?.publication = "no manifest taken yet"
+                }
+            }
+            if let publish = cfg.refresh.publish {
+                let file = publish.directory + "/" + Publisher.manifestName
+                if let (m, live) = manifest(file) {
+                    r.trie?.published = "\(publish.directory)/" + describe(m) + (live ? ": the live trie" : ": NOT the live trie")
+                    if !live { r.degrade("\(file) names \(m.trieName), not the live trie: the nodes do not get the live data (`geogate publish`)") }
+                } else {
+                    r.trie?.published = "nothing (no \(file))"
+                    r.degrade("refresh.publish: \(file) cannot be read: the nodes get nothing (`geogate publish`)")
                 }
             }
             if now - m.buildTime > Int64(cfg.refresh.staleAfterSeconds) {
@@ -321,6 +340,7 @@ struct StatusReport: Codable {
             for s in t.sources { out += "  source \(s)\n" }
             out += "  signature: \(t.signature)\n"
             if let p = t.publication { out += "  publisher's last manifest: \(p)\n" }
+            if let p = t.published { out += "  published for the nodes: \(p)\n" }
         } else if let e = trieError {
             out += "trie: ERROR \(e)\n"
         }

@@ -158,6 +158,13 @@ import Glibc
         let before = Self.manifest(s)
         let (again, againLog) = s.refresh()
         #expect(again == 3 && Self.manifest(s) == before, "\(againLog)")
+        // status says what the nodes get, and is degraded when it is not the live trie.
+        let (_, report) = Self.geogate(["status", "--config", s.configPath], in: s)
+        #expect(report.contains("published for the nodes: \(s.directory)/www/\(name), published ") && report.contains(": the live trie"), "\(report)")
+        #expect(!report.contains("degraded: refresh.publish") && !report.contains("not the live trie:"), "\(report)")
+        try FileManager.default.removeItem(atPath: s.directory + "/www/manifest")
+        let (degraded, gone) = Self.geogate(["status", "--config", s.configPath], in: s)
+        #expect(degraded == 1 && gone.contains("degraded: refresh.publish: \(s.directory)/www/manifest cannot be read: the nodes get nothing"), "\(gone)")
     }
 
     @Test(arguments: [
