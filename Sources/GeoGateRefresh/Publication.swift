@@ -79,6 +79,13 @@ extension Refresher {
             throw RefreshError("publisher: \(error)")
         }
 
+        // The manifest is trusted for nothing, its sizes neither: what it asks a
+        // node to read stays within refresh.max-input-mb (a trie is a few MB).
+        let limit = settings.maxInputMegabytes << 20
+        for (what, size) in [(manifest.trieName, manifest.size), (manifest.gzipName ?? "", manifest.gzipSize ?? 0)] where size > limit {
+            throw RefreshError("publisher: the manifest names \(what) of \(size) bytes, over refresh.max-input-mb (\(settings.maxInputMegabytes) MB)")
+        }
+
         // 2. The live trie is the publication already.
         if access(live, R_OK) == 0, try digest(live, md5: false, name: live) == manifest.sha256 {
             try resign(live: live, manifest: manifest, keys: keys)

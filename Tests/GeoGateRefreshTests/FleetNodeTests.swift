@@ -109,6 +109,37 @@ import Glibc
         #expect(s.server.requests("/pub/manifest").count == 1)
     }
 
+    /// The manifest is not trusted: a size it names past refresh.max-input-mb is
+    /// refused before anything is fetched, and a gzip that inflates past the size
+    /// it names stops there (memory stays bounded whatever the publisher says).
+    @Test func aNodeBoundsWhatAManifestAsksItToRead() throws {
+        let s = try Self.node()
+        _ = run("/bin/bash", ["-c", "head -c 100M /dev/zero | gzip -9 > \(s.directory)/bomb.gz"], stderr: "/dev/null")
+        let bomb = Array(try Data(contentsOf: URL(fileURLWithPath: s.directory + "/bomb.gz")))
+        s.server.plan("/pub/geogate-x.trie.gz", [.init(body: bomb)])
+        func manifest(size: Int) -> [UInt8] {
+            Array("""
+                geogate-manifest 1
+                trie geogate-x.trie
+                size \(size)
+                sha256 \(String(repeating: "ab", count: 32))
+                gzip geogate-x.trie.gz \(bomb.count)
+                signature geogate-ed25519-signature 0011223344556677 AAAA
+                built 1
+
+                """.utf8)
+        }
+        s.server.plan("/pub/manifest", [.init(body: manifest(size: 100_000_000_000))])
+        let (huge, hugeLog) = s.refresh()
+        #expect(huge == 1 && hugeLog.contains("100000000000 bytes, over refresh.max-input-mb (64 MB)"), "\(hugeLog)")
+        #expect(s.server.requests("/pub/geogate-x.trie.gz").isEmpty, "refused before the trie was fetched")
+
+        s.server.plan("/pub/manifest", [.init(body: manifest(size: 2_000_000))])
+        let (inflated, inflatedLog) = s.refresh()
+        #expect(inflated == 1 && inflatedLog.contains("geogate-x.trie.gz") && inflatedLog.contains("expands to over"), "\(inflatedLog)")
+        #expect(s.liveBytes == nil)
+    }
+
     @Test func aNodeTakesPublicationsAndRollsBackWithTheirSignatures() throws {
         let s = try Self.node()
         try Self.compile("a", count: 100, time: 1000, in: s)
