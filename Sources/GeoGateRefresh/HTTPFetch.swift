@@ -54,8 +54,27 @@ struct HTTPFetcher {
     let runDeadline: Double
     let retries: Int
     let retryDelay: TimeAmount
-    let maxBytes: Int
+    private(set) var maxBytes: Int
+    /// What sets `maxBytes`, for the refusal.
+    private(set) var limitName = "refresh.max-size-mb"
     let logger: Logger
+
+    init(clients: [ProxyServer?: HTTPClient], routes: ProxyRoutes, timeout: TimeAmount, runDeadline: Double, retries: Int,
+         retryDelay: TimeAmount, maxBytes: Int, logger: Logger) {
+        self.clients = clients; self.routes = routes; self.timeout = timeout; self.runDeadline = runDeadline
+        self.retries = retries; self.retryDelay = retryDelay; self.maxBytes = maxBytes; self.logger = logger
+    }
+
+    /// The same fetcher with a smaller cap: a publisher's manifest, a trie of the size it names.
+    func capped(at bytes: Int, by name: String) -> HTTPFetcher {
+        var f = self
+        if bytes < maxBytes { f.maxBytes = bytes; f.limitName = name }
+        return f
+    }
+
+    var limitText: String {
+        maxBytes >= 1 << 20 && maxBytes % (1 << 20) == 0 ? "the \(maxBytes >> 20) MB limit (\(limitName))" : "the \(maxBytes)-byte limit (\(limitName))"
+    }
 
     enum Outcome: Equatable {
         case notModified
@@ -143,7 +162,7 @@ struct HTTPFetcher {
             throw Failure(message: "HTTP \(status) \(response.status.reasonPhrase)", retryable: status >= 500 || status == 429)
         }
         if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBytes {
-            throw Failure(message: "\(length) bytes is over the \(maxBytes / (1 << 20)) MB limit (refresh.max-size-mb)", retryable: false)
+            throw Failure(message: "\(length) bytes is over \(limitText)", retryable: false)
         }
         guard let file = fopen(path, "wb") else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))", retryable: false) }
         defer { fclose(file) }
@@ -152,7 +171,7 @@ struct HTTPFetcher {
             for try await chunk in response.body {
                 total += chunk.readableBytes
                 guard total <= maxBytes else {
-                    throw Failure(message: "over the \(maxBytes / (1 << 20)) MB limit (refresh.max-size-mb)", retryable: false)
+                    throw Failure(message: "over \(limitText)", retryable: false)
                 }
                 let written = chunk.withUnsafeReadableBytes { fwrite($0.baseAddress, 1, $0.count, file) }
                 guard written == chunk.readableBytes else { throw Failure(message: "cannot write \(path)", retryable: false) }

@@ -57,7 +57,8 @@ extension Refresher {
         let target = work + "/manifest"
         var record: Fetched?
         let manifestPath: String
-        switch try await fetcher.fetch(manifestURL, to: target, validators: validators, user: nil, password: nil, name: "publisher") {
+        let manifestFetcher = fetcher.capped(at: Manifest.maxBytes, by: "a manifest's size")
+        switch try await manifestFetcher.fetch(manifestURL, to: target, validators: validators, user: nil, password: nil, name: "publisher") {
         case .notModified:
             logger.info("publisher: \(fetcher.redacted(manifestURL)) not modified (conditional request)")
             manifestPath = cached
@@ -126,10 +127,12 @@ extension Refresher {
     func fetchTrie(_ manifest: Manifest, root: String, fetcher: HTTPFetcher, work: String) async throws(RefreshError) -> [UInt8] {
         let name = manifest.gzipName ?? manifest.trieName
         let path = work + "/" + name
-        if case .notFound = try await fetcher.fetch(root + "/" + name, to: path, validators: nil, user: nil, password: nil, name: "publisher") {
+        let expected = manifest.gzipSize ?? manifest.size
+        // Never more than the manifest says is stored: a server that sends more is cut off.
+        let trieFetcher = fetcher.capped(at: expected, by: "the manifest's size of \(name)")
+        if case .notFound = try await trieFetcher.fetch(root + "/" + name, to: path, validators: nil, user: nil, password: nil, name: "publisher") {
             throw RefreshError("publisher: \(fetcher.redacted(root + "/" + name)): HTTP 404")
         }
-        let expected = manifest.gzipSize ?? manifest.size
         let raw: [UInt8]
         do { raw = try readWholeFile(path, limit: expected) } catch {
             throw RefreshError("publisher: \(name): \(error.errno == EFBIG ? "larger than the manifest's \(expected) bytes" : "\(error)")")

@@ -98,7 +98,7 @@ import Glibc
         ("<html>not found</html>\n", "expected \"geogate-manifest 1\""),
         ("geogate-manifest 1\ntrie geogate-1.trie\nsize 10\nsignature x\nbuilt 1\n", "no sha256 line"),
         ("geogate-manifest 1\ntrie a.trie\ntrie b.trie\n", ":3: trie given twice"),
-        ("geogate-manifest 1\n" + String(repeating: "x", count: 70_000) + "\n", "not a geogate manifest"),
+        ("geogate-manifest 1\n" + String(repeating: "x", count: 70_000) + "\n", "over the 65536-byte limit (a manifest's size)"),
     ])
     func aNodeRefusesABadManifest(manifest: String, reason: String) throws {
         let s = try Self.node()
@@ -137,6 +137,19 @@ import Glibc
         s.server.plan("/pub/manifest", [.init(body: manifest(size: 2_000_000))])
         let (inflated, inflatedLog) = s.refresh()
         #expect(inflated == 1 && inflatedLog.contains("geogate-x.trie.gz") && inflatedLog.contains("expands to over"), "\(inflatedLog)")
+        #expect(s.liveBytes == nil)
+
+        // A real publication whose trie the server sends with more bytes than the
+        // manifest names: the transfer is cut at that size.
+        try Self.compile("a", count: 100, time: 1000, in: s)
+        #expect(Self.publish("a", in: s).0 == 0)
+        let published = Self.manifest(s).split(separator: "\n").filter { !$0.hasPrefix("gzip ") }.joined(separator: "\n") + "\n"
+        let name = String(published.split(separator: "\n")[1].dropFirst(5))
+        let trie = Array(try Data(contentsOf: URL(fileURLWithPath: s.directory + "/www/" + name)))
+        s.server.plan("/pub/manifest", [.init(body: Array(published.utf8))])
+        s.server.plan("/pub/" + name, [.init(body: trie + Array(repeating: 0, count: 100_000))])
+        let (longer, longerLog) = s.refresh()
+        #expect(longer == 1 && longerLog.contains("over the \(trie.count)-byte limit (the manifest's size of \(name))"), "\(longerLog)")
         #expect(s.liveBytes == nil)
     }
 
