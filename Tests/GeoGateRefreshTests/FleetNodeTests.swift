@@ -186,6 +186,33 @@ import Glibc
         #expect(status.contains("publisher's last manifest: geogate-") && status.contains("NOT the live trie"), "\(status)")
     }
 
+    /// A failure at any switch of a node's refresh puts back the old trie and its
+    /// signature, byte for byte, and leaves no second name behind.
+    @Test(arguments: ["trie-write", "trie-rename", "daemon-reload"])
+    func aFailedSwitchPutsBackTheTrieAndItsSignature(fault: String) throws {
+        let s = try Self.node()
+        try Self.compile("a", count: 100, time: 1000, in: s)
+        try Self.compile("b", count: 105, time: 2000, in: s)
+        #expect(Self.publish("a", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        #expect(s.refresh().0 == 0)
+        let trieBefore = s.liveBytes
+        let signatureBefore = try Data(contentsOf: URL(fileURLWithPath: s.live + ".sig"))
+        #expect(Self.publish("b", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        let (status, log) = s.refresh([], environment: ["GEOGATE_FAULT": fault])
+        #expect(status == 1 && log.contains("injected failure at \(fault)"), "\(log)")
+        #expect(s.liveBytes == trieBefore)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.live + ".sig")) == signatureBefore)
+        let left = try FileManager.default.contentsOfDirectory(atPath: s.directory).filter { $0.hasPrefix("live.trie") }.sorted()
+        #expect(left == ["live.trie", "live.trie.sig"], "\(left)")
+        // Without the fault, the new publication and its signature.
+        #expect(s.refresh().0 == 0)
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/b.trie"))))
+        let (info, infoLog) = Self.geogate(["info", "--db", s.live, "--public-key", s.directory + "/keys/geogate.pub"], in: s)
+        #expect(info == 0 && infoLog.contains("verified"), "\(infoLog)")
+    }
+
     /// refresh.publish: the compile host publishes what each refresh leaves live.
     @Test func aCompileHostPublishesAfterEachRefresh() throws {
         let s = try RefreshScratch()
