@@ -101,7 +101,7 @@ seed feed firehol-netset '\x40#\n# firehol_level1\n#\n0.0.0.0/8\n2001:db8:bad::/
 seed feed plain-and-bad '\x02203.0.113.7\n198.51.100.0/24 extra words\n10.0.0.1/8\n0.0.0.0/0\n'
 
 # --- A fleet publisher's manifest: a real one's shape, and the refusals the tests name.
-seed manifest published 'geogate-manifest 1\ntrie geogate-0123456789abcdef.trie\nsize 5242880\nsha256 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nsignature geogate-ed25519-signature 0011223344556677 AAAA\nbuilt 1764471600\npublished 1764472000\nsource dbip-country-lite.csv.gz 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 4718592 dbip-csv\n'
+seed manifest published 'geogate-manifest 1\ntrie geogate-0123456789abcdef.trie\nsize 5242880\nsha256 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\ngzip geogate-0123456789abcdef.trie.gz 2202009\nsignature geogate-ed25519-signature 0011223344556677 AAAA\nbuilt 1764471600\npublished 1764472000\nsource dbip-country-lite.csv.gz 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 4718592 dbip-csv\n'
 seed manifest path-traversal 'geogate-manifest 1\ntrie ../../etc/passwd\nsize 10\nsha256 abababababababababababababababababababababababababababababababab\nsignature x\nbuilt 1\n'
 seed manifest twice 'geogate-manifest 1\r\ntrie a.trie\r\ntrie b.trie\r\n'
 
