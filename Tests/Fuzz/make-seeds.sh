@@ -74,6 +74,8 @@ cp Data/geogate.conf "$out/config/shipped.conf"
 seed config minimal 'profiles:\n  web:\n    scope: web-only\n    allow-countries: [IT]\n'
 seed config networks 'trusted:\n  defaults: false\n  networks: [10.0.0.0/8, "2001:db8::/32"]\nprofiles:\n  p:\n    scope: full-server\n    deny-countries: [CN, RU]\n    allow-networks: [1.2.3.0/24, 0.0.0.0/0]\n    block-networks: [1.2.3.4, ::/0]\n    no-country: allow\n    set-name: geo\n'
 seed config refresh 'profiles:\n  p: {scope: web-only, allow-countries: [IT]}\nrefresh:\n  keep-previous: 2\n  stale-after: 2d\n  sources:\n    - name: tor\n      url: https://example.org/geoip.gz\n      sha256: 0000000000000000000000000000000000000000000000000000000000000000\n    - name: zones\n      file: /tmp/zones.tar.gz\n      members: [.zone]\n      list-country: IT\n'
+seed config fleet-node 'profiles:\n  p: {scope: web-only, allow-countries: [IT]}\nrefresh:\n  sources:\n    - trie: https://geo.example.com/geogate/\n      public-key: [/etc/geogate/keys/publisher.pub, "geogate-ed25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]\n'
+seed config fleet-publisher 'profiles:\n  p: {scope: web-only, allow-countries: [IT]}\nrefresh:\n  publish: {dir: /var/www/geogate, sign-key: /etc/geogate/keys/geogate.key, keep: 3}\n  sources:\n    - provider: rir\n'
 seed config unknown-key 'profiles:\n  p:\n    scope: web-only\n    allow-countrys: [IT]\n'
 seed config same-network 'profiles:\n  p:\n    scope: web-only\n    allow-countries: [IT]\n    allow-networks: [1.0.0.0/8]\n    block-networks: [1.0.0.0/8]\n'
 seed config anchors 'a: &x [IT, CH]\nprofiles:\n  p:\n    scope: web-only\n    allow-countries: *x\n'
