@@ -93,6 +93,14 @@ extension Refresher {
             return (.unchanged("the live trie is the publisher's \(manifest.trieName)"), record)
         }
 
+        // Data rolled back from on this node is not fetched again each day: the
+        // manifest's source list says it is the same (checked again on the trie's
+        // own metadata when a trie is fetched).
+        let announced = SourceFingerprint(line: Substring(manifest.sources.map(\.sha256).joined(separator: ",")))
+        if !force, !manifest.sources.isEmpty, RolledBackList(path: rolledBackFile).contains(announced) {
+            return (.unchanged("the publisher's \(manifest.trieName) has the sources of data rolled back from with `geogate rollback` (--force takes it)"), record)
+        }
+
         // 3. The trie the manifest names (gzipped when the publisher offers it),
         // checked before it is opened.
         let bytes = try await fetchTrie(manifest, root: root, fetcher: fetcher, work: work)

@@ -105,15 +105,17 @@ public struct Refresher {
         // 3. Unchanged: the same inputs, byte for byte, as the live trie was built from,
         // or as data the admin rolled back from (kept out until newer data comes, or --force).
         // Then only changed feeds move (sets, kept networks, daemon).
+        // (A publication is the same as the live trie only byte for byte: Publication.swift.)
         var rolledBack = RolledBackList(path: rolledBackFile)
-        if unchangedBecause != nil {
-        } else if let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
-            unchangedBecause = "every source is what \(live) was built from"
-        } else if rolledBack.contains(fingerprint) {
-            if !force {
-                unchangedBecause = "the sources are those of data rolled back with `geogate rollback`; keeping \(live) (--force takes them)"
-            } else {
-                rolledBack.remove(fingerprint)
+        if unchangedBecause == nil {
+            if publication == nil, let current, SourceFingerprint(current.metadata.sources.map(\.sha256)) == fingerprint {
+                unchangedBecause = "every source is what \(live) was built from"
+            } else if rolledBack.contains(fingerprint) {
+                if !force {
+                    unchangedBecause = "the sources are those of data rolled back with `geogate rollback`; keeping \(live) (--force takes them)"
+                } else {
+                    rolledBack.remove(fingerprint)
+                }
             }
         }
         if let why = unchangedBecause {

@@ -184,6 +184,34 @@ import Glibc
         let (_, status) = Self.geogate(["status", "--config", s.configPath], in: s)
         #expect(status.contains("signature: key") && status.contains("verified with \(pub)"), "\(status)")
         #expect(status.contains("publisher's last manifest: geogate-") && status.contains("NOT the live trie"), "\(status)")
+
+        // The publisher still publishes what was rolled back from: it is not fetched
+        // again (no trie request, exit 3) until a newer publication, or --force.
+        let fetches = s.server.requests("/pub/" + Self.manifest(s).split(separator: "\n")[4].split(separator: " ")[1]).count
+        let (kept, keptLog) = s.refresh()
+        #expect(kept == 3 && keptLog.contains("rolled back from"), "\(keptLog)")
+        #expect(s.server.requests("/pub/" + Self.manifest(s).split(separator: "\n")[4].split(separator: " ")[1]).count == fetches)
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/a.trie"))))
+        let (forced, forcedLog) = s.refresh(["--force"])
+        #expect(forced == 0, "\(forcedLog)")
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/b.trie"))))
+    }
+
+    /// A node follows the published bytes, not the sources: the same sources
+    /// compiled again (a later build) are a new publication and are taken.
+    @Test func aRecompileOfTheSameSourcesIsTaken() throws {
+        let s = try Self.node()
+        try Self.compile("a", count: 100, time: 1000, in: s)
+        #expect(Self.publish("a", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        #expect(s.refresh().0 == 0)
+        try Self.compile("a", count: 100, time: 2000, in: s)
+        #expect(Self.publish("a", in: s).0 == 0)
+        try Self.serveDirectory(s)
+        let (status, log) = s.refresh()
+        #expect(status == 0, "\(log)")
+        #expect(s.liveBytes == (try Data(contentsOf: URL(fileURLWithPath: s.directory + "/a.trie"))))
+        #expect(s.refresh().0 == 3)
     }
 
     /// A failure at any switch of a node's refresh puts back the old trie and its
