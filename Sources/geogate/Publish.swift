@@ -28,7 +28,9 @@ struct Publish: ParsableCommand {
     @Option(help: "How many publications' tries stay in DIR (default: refresh.publish.keep, 3).") var keep: Int?
 
     func run() throws {
-        let configured = database.db == nil || database.config != nil ? (try? GeoGateConfig.load(path: configPath(database.config)))?.refresh.publish : nil
+        // refresh.publish gives the defaults whenever a config is read (unless only --db names the trie);
+        // a config that does not load is its error, exit 2.
+        let configured = database.db == nil || database.config != nil ? try loadConfig(configPath(database.config)).refresh.publish : nil
         guard let dir = dir ?? configured?.directory, let signKey = signKey ?? configured?.signKey else {
             printError("geogate: publish needs --dir and --sign-key, or refresh.publish in the config")
             throw ExitCode(2)
