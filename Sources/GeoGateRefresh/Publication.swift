@@ -40,7 +40,7 @@ extension Refresher {
     /// only when the whole refresh succeeds (so a refused publication is asked for
     /// again, never answered by a 304).
     func fetchPublication(_ source: RefreshSource, url base: String, fetcher: HTTPFetcher, work: String,
-                          force: Bool) async throws(RefreshError) -> (Publication.Fetch, manifestRecord: Fetched?) {
+                          force: Bool, liveBuildTime: Int64?) async throws(RefreshError) -> (Publication.Fetch, manifestRecord: Fetched?) {
         // Read each run: a rotated key file is picked up by the next one.
         let keys: [TrieSigning.PublicKey]
         do { keys = try TrieSigning.trustedKeys(source.publicKeys) } catch { throw RefreshError("public-key: \(error)") }
@@ -122,8 +122,8 @@ extension Refresher {
         do { trie = try TrieFile(bytes: bytes, name: trieURL) } catch { throw RefreshError("publisher: \(error)") }
 
         // 4. No step back in time.
-        if let current = try? TrieFile(path: live), trie.metadata.buildTime < current.metadata.buildTime {
-            let why = "the publisher's trie was built \(trie.metadata.buildTime), before the live one (\(current.metadata.buildTime)): an old publication"
+        if let liveBuildTime, trie.metadata.buildTime < liveBuildTime {
+            let why = "the publisher's trie was built \(trie.metadata.buildTime), before the live one (\(liveBuildTime)): an old publication"
             guard force else { throw RefreshError("publisher: refused: \(why) (--force takes it)") }
             logger.warning("--force: taking it although \(why)")
         }

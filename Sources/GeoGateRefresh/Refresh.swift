@@ -56,8 +56,10 @@ public struct Refresher {
         let work = try temporaryDirectory(in: workDirectory)
         defer { removeTree(work) }
 
-        // 1. Fetch (the feeds too; a fleet node: the publisher's signed trie).
-        let (fetched, feedsFetched, published) = try await fetchAll(into: work, deadline: deadline, force: force)
+        // 1. Fetch (the feeds too; a fleet node: the publisher's signed trie, judged against the live one).
+        let current = try? TrieFile(path: live)
+        let (fetched, feedsFetched, published) = try await fetchAll(into: work, deadline: deadline, force: force,
+                                                                     liveBuildTime: current?.metadata.buildTime)
 
         // 2. The new data: the sources imported in merge order and compiled below,
         // or the publication, verified (Publication.swift).
@@ -66,7 +68,6 @@ public struct Refresher {
         var metadataSources: [TrieMetadata.Source] = []
         var publication: Publication?
         var unchangedBecause: String?
-        let current = try? TrieFile(path: live)
         switch published?.0 {
         case nil:
             try checkDeadline(deadline, before: "compiling")
@@ -441,7 +442,7 @@ public struct Refresher {
 
     /// The sources' downloads (or a node's publication), then the feeds' (FeedUpdate),
     /// with one set of HTTP clients.
-    func fetchAll(into work: String, deadline: Double, force: Bool) async throws(RefreshError)
+    func fetchAll(into work: String, deadline: Double, force: Bool, liveBuildTime: Int64?) async throws(RefreshError)
         -> (sources: [Fetched], feeds: [Fetched], publication: (Publication.Fetch, Fetched?)?) {
         let routes = try ProxyRoutes(config: settings, environment: processEnvironment())
         // One client per way out: direct, and each proxy in use.
@@ -464,7 +465,8 @@ public struct Refresher {
         do {
             for (index, source) in settings.sources.enumerated() {
                 if case .trie(let url) = source.kind {
-                    publication = try await fetchPublication(source, url: url, fetcher: fetcher, work: work, force: force)
+                    publication = try await fetchPublication(source, url: url, fetcher: fetcher, work: work, force: force,
+                                                                   liveBuildTime: liveBuildTime)
                     continue
                 }
                 for d in Providers.downloads(source, index: index, now: now) {
