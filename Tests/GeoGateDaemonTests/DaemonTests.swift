@@ -78,8 +78,13 @@ final class Daemon {
             environment = ProcessInfo.processInfo.environment.merging(["JOURNAL_STREAM": "\(s.st_dev):\(s.st_ino)"]) { $1 }
         }
         pid = spawn(geogateBinary, ["serve", "--config", configPath], environment: environment, stderr: log)
-        for _ in 0..<100 {
-            if FileManager.default.fileExists(atPath: socket) { return }
+        // Ready when a connection is accepted: the socket file exists from bind(),
+        // a moment before listen() (a loaded machine showed "Connection refused" there).
+        for _ in 0..<200 {
+            if FileManager.default.fileExists(atPath: socket), let fd = try? UnixSocketClient.connect(socket, timeoutSeconds: 1) {
+                close(fd)
+                return
+            }
             usleep(50_000)
         }
         throw CocoaError(.fileReadNoSuchFile)
